@@ -1,0 +1,269 @@
+"""The ``[servercov]`` section of the rcfile: every key declared once, then parsed.
+
+The rcfile is a coverage.py configuration file; coverage reads its own
+sections from it and this module reads only ``[servercov]``.  Each key is
+declared once in :data:`KEYS` (name, parser, default, meaning); validation,
+defaults and the README's key table all come from that one table, so they
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shlex
+import signal
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nose2_servercov.errors import ConfigError
+
+SECTION = "servercov"
+DEFAULT_RCFILES = (".apirc", ".coveragerc")
+PLACEHOLDERS = ("python", "host", "port", "url")
+REPORTS = ("term", "term-missing", "html", "xml", "json", "lcov")
+CONTEXTS = ("off", "test")
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _optional_text(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _command(value: str) -> list[str]:
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"a command line that shlex can split ({exc})") from None
+    if not words:
+        raise ValueError("a command line, such as '{python} -m myapp --port {port}'")
+    for word in words:
+        for _, name, _, _ in string.Formatter().parse(word):
+            if name is not None and name not in PLACEHOLDERS:
+                known = ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+                raise ValueError(f"placeholders among {known} (use {{{{ }}}} for a brace)")
+    return words
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError("a whole number from 0 to 65535 (0 = a free port)")
+    return port
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError("a number of seconds greater than 0")
+    return seconds
+
+
+def _seconds_or_zero(value: str) -> float:
+    return 0.0 if value.strip() in ("0", "0.0") else _seconds(value)
+
+
+def _path_or_none(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _env(value: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in value.splitlines():
+        if not line.strip():
+            continue
+        name, sep, val = line.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError("one 'NAME = value' a line")
+        env[name] = val.strip()
+    return env
+
+
+def _url_path(value: str) -> str | None:
+    path = value.strip()
+    if path and not path.startswith("/"):
+        raise ValueError("a path starting with '/', or nothing")
+    return path or None
+
+
+def _method(value: str) -> str:
+    method = value.strip().upper()
+    if not re.fullmatch(r"[A-Z]+", method):
+        raise ValueError("an HTTP method such as POST")
+    return method
+
+
+def _signal(value: str) -> signal.Signals:
+    name = value.strip().upper().removeprefix("SIG")
+    try:
+        return signal.Signals["SIG" + name]
+    except KeyError:
+        raise ValueError("a signal name such as TERM, INT, QUIT or HUP") from None
+
+
+def _reports(value: str) -> tuple[str, ...]:
+    names = tuple(n for n in re.split(r"[\s,]+", value.strip()) if n)
+    bad = [n for n in names if n not in REPORTS]
+    if bad:
+        raise ValueError("report names among " + ", ".join(REPORTS))
+    return names
+
+
+def _contexts(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in CONTEXTS:
+        raise ValueError("off or test")
+    return choice
+
+
+@dataclass(frozen=True)
+class Key:
+    """One ``[servercov]`` key: how to parse it, its default, what it means."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: str | None
+    meaning: str
+
+
+KEYS: tuple[Key, ...] = (
+    Key("command", _command, None,
+        "how to start the server, split like a shell line (`shlex`) but run without a shell; "
+        "placeholders `{python}` (the running interpreter), `{host}`, `{port}`, `{url}`"),
+    Key("host", _text, "127.0.0.1", "where the server listens and is reached"),
+    Key("port", _port, "0", "0 = a free port chosen per run"),
+    Key("url", _text, "http://{host}:{port}", "base URL handed to the tests"),
+    Key("cwd", _path_or_none, "", "working directory of the server (default: the rcfile's folder); "
+        "relative paths in the rcfile stay relative to the rcfile's folder"),
+    Key("env", _env, "", "extra environment for the server, one `NAME = value` a line"),
+    Key("ready_path", _url_path, "", "if set, ready means this path answers with a status < 500; "
+        "else ready means the port accepts a connection"),
+    Key("startup_timeout", _seconds, "30", "seconds to wait for ready"),
+    Key("shutdown_path", _url_path, "",
+        "path called at the end (method `shutdown_method`, with header "
+        "`X-Servercov-Token: <SERVERCOV_TOKEN>`); blank = stop by signal only"),
+    Key("shutdown_method", _method, "POST", "HTTP method of the shutdown call"),
+    Key("stop_signal", _signal, "TERM",
+        "signal sent to the server's process group if the shutdown path is absent, fails, "
+        "or the server is still alive after `shutdown_timeout`"),
+    Key("shutdown_timeout", _seconds, "15",
+        "seconds allowed for each stop step before escalating (path, stop_signal, KILL)"),
+    Key("log", _path_or_none, "", "file that receives the server's stdout and stderr "
+        "(else their tail is kept in memory and shown on failure)"),
+    Key("reports", _reports, "term, html",
+        "any of term, term-missing, html, xml, json, lcov; output places come from "
+        "coverage's own sections"),
+    Key("autosave", _seconds_or_zero, "0",
+        "seconds between automatic saves inside each server process (0 = off)"),
+    Key("contexts", _contexts, "off",
+        "`test`: server-side lines are recorded under the id of the test that sent the request"),
+)
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The validated ``[servercov]`` settings of one rcfile, paths made absolute."""
+
+    rcfile: Path
+    command: list[str]
+    host: str
+    port: int
+    url: str
+    cwd: Path
+    env: dict[str, str]
+    ready_path: str | None
+    startup_timeout: float
+    shutdown_path: str | None
+    shutdown_method: str
+    stop_signal: signal.Signals
+    shutdown_timeout: float
+    log: Path | None
+    reports: tuple[str, ...]
+    autosave: float
+    contexts: str
+
+    @property
+    def folder(self) -> Path:
+        """Return the rcfile's folder, the base of every relative path in it."""
+        return self.rcfile.parent
+
+
+def find_rcfile(explicit: str | os.PathLike[str] | None = None, *,
+                start: Path | None = None) -> Path:
+    """Return the rcfile to use: the one named, else ``.apirc``, else ``.coveragerc``."""
+    start = start or Path.cwd()
+    if explicit:
+        path = (start / explicit).resolve()
+        if not path.is_file():
+            raise ConfigError(f"{explicit}: the rcfile does not exist (expected a coverage "
+                              f"config file with a [{SECTION}] section)")
+        return path
+    for name in DEFAULT_RCFILES:
+        if (start / name).is_file():
+            return (start / name).resolve()
+    raise ConfigError(f"{start}: no rcfile: expected {' or '.join(DEFAULT_RCFILES)} "
+                      f"with a [{SECTION}] section, or name one with --rcfile")
+
+
+def read_section(rcfile: Path) -> dict[str, str]:
+    """Return the raw ``[servercov]`` key/value strings of ``rcfile``."""
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        with open(rcfile, encoding="utf-8") as f:
+            parser.read_file(f)
+    except (OSError, configparser.Error) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{rcfile}: cannot be read as an ini file: {first}") from None
+    if not parser.has_section(SECTION):
+        return {}
+    return dict(parser.items(SECTION))
+
+
+def parse_values(raw: Mapping[str, str], *, origin: str) -> dict[str, Any]:
+    """Parse raw strings by the key table; refuse unknown keys and bad values."""
+    values: dict[str, Any] = {}
+    for name, text in raw.items():
+        key = KEYS_BY_NAME.get(name.replace("-", "_"))
+        if key is None:
+            raise ConfigError(f"{origin}: [{SECTION}] {name}: unknown key "
+                              f"(expected one of: {', '.join(KEYS_BY_NAME)})")
+        try:
+            values[key.name] = key.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: [{SECTION}] {key.name}: expected {exc}, "
+                              f"got {text.strip()!r}") from None
+    return values
+
+
+def load_config(rcfile: Path, overrides: Mapping[str, str] | None = None,
+                *, overrides_origin: str = "nose2 config") -> ServerConfig:
+    """Read and validate ``[servercov]`` of ``rcfile``; ``overrides`` win key by key."""
+    rcfile = Path(rcfile).resolve()
+    if not rcfile.is_file():
+        raise ConfigError(f"{rcfile}: the rcfile does not exist")
+    values = {key.name: key.parse(key.default) for key in KEYS if key.default is not None}
+    values.update(parse_values(read_section(rcfile), origin=str(rcfile)))
+    values.update(parse_values(overrides or {}, origin=overrides_origin))
+    if "command" not in values:
+        raise ConfigError(f"{rcfile}: [{SECTION}] command: expected how to start the server, "
+                          "e.g. 'command = {python} -m myapp --port {port}', got nothing")
+    folder = rcfile.parent
+    values["cwd"] = (folder / values["cwd"]).resolve() if values.get("cwd") else folder
+    if values.get("log"):
+        values["log"] = (folder / values["log"]).resolve()
+    return ServerConfig(rcfile=rcfile, **values)

@@ -1,0 +1,125 @@
+"""Coverage data of a measured server: its settings, stale-data cleanup, combine, reports.
+
+Everything here goes through coverage.py's own API.  The only thing added is
+the settings handed to the server processes: the user's rcfile, with the
+changes a multi-process server needs (one data file per process, fork and
+subprocess patches, paths made absolute against the rcfile's folder).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import coverage
+from coverage.config import CoverageConfig, read_coverage_config
+from coverage.exceptions import CoverageException, NoDataError
+from coverage.results import should_fail_under
+
+from nose2_servercov.errors import DataError
+
+# coverage.py's prefix for configuration handed over as serialized data.
+CONFIG_DATA_PREFIX = ":data:"
+SERVER_PATCHES = ("subprocess", "fork", "_exit", "execv")
+_FOLDER_RELATIVE = ("data_file", "debug_file", "html_dir", "xml_output", "json_output",
+                    "lcov_output")
+
+
+def server_settings(rcfile: Path) -> CoverageConfig:
+    """Return coverage's settings from ``rcfile`` as every server process must use them."""
+    folder = rcfile.parent
+    warnings: list[str] = []
+    try:
+        config = read_coverage_config(config_file=str(rcfile), warn=warnings.append)
+    except CoverageException as exc:
+        raise DataError(f"{rcfile}: coverage cannot read it: {exc}") from None
+    for name in _FOLDER_RELATIVE:
+        value = getattr(config, name)
+        if value:
+            setattr(config, name, str(folder / os.path.expanduser(value)))
+    config.source = [str(folder / src) if (folder / src).is_dir() else src
+                     for src in config.source or ()] or None
+    # One data file per process: without it the last process to save overwrites the others.
+    config.parallel = True
+    config.patch = sorted(set(config.patch) | set(SERVER_PATCHES))
+    return config
+
+
+def _coverage(settings: CoverageConfig) -> coverage.Coverage:
+    cov = coverage.Coverage(config_file=CONFIG_DATA_PREFIX + settings.serialize())
+    cov._warn_no_data = False
+    return cov
+
+
+def data_files(settings: CoverageConfig) -> list[str]:
+    """Return the per-process data files now on disk for ``settings``."""
+    return sorted(glob.glob(glob.escape(settings.data_file) + ".*"))
+
+
+def erase_stale_data(settings: CoverageConfig) -> None:
+    """Delete the data files of earlier runs, so they never leak into this run's report."""
+    _coverage(settings).erase()
+
+
+@dataclass
+class ReportResult:
+    """What combining and reporting produced."""
+
+    combined: list[str]
+    total: float | None = None
+    outputs: list[tuple[str, str]] = field(default_factory=list)
+    fail_under: float | None = None
+    failed_under: bool = False
+
+
+def _output_place(name: str, config: CoverageConfig) -> str:
+    places = {"html": os.path.join(config.html_dir, "index.html"), "xml": config.xml_output,
+              "json": config.json_output, "lcov": config.lcov_output}
+    return places.get(name, "terminal")
+
+
+def _report_call(name: str, cov: coverage.Coverage, out: IO[str]) -> Callable[[], float]:
+    calls: dict[str, Callable[[], float]] = {
+        "term": lambda: cov.report(file=out),
+        "term-missing": lambda: cov.report(file=out, show_missing=True),
+        "html": cov.html_report,
+        "xml": cov.xml_report,
+        "json": cov.json_report,
+        "lcov": cov.lcov_report,
+    }
+    return calls[name]
+
+
+def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
+                       out: IO[str]) -> ReportResult:
+    """Combine the per-process data files into the data file, then write ``reports``."""
+    files = data_files(settings)
+    if not files:
+        raise DataError(f"no server process saved coverage data (expected "
+                        f"{settings.data_file}.* files); check [run] source and the server's "
+                        "output above")
+    cov = _coverage(settings)
+    try:
+        cov.combine(strict=True)
+        cov.save()
+        result = ReportResult(combined=files)
+        for name in reports or ("term",):
+            total = _report_call(name, cov, out)()
+            result.total = total
+            result.outputs.append((name, _output_place(name, cov.config)))
+        if result.total is None:
+            result.total = cov.report(file=io.StringIO())
+    except NoDataError as exc:
+        raise DataError(f"coverage has nothing to report: {exc}") from None
+    except CoverageException as exc:
+        raise DataError(f"coverage failed to combine or report: {exc}") from None
+    config = cov.config
+    if config.fail_under:
+        result.fail_under = config.fail_under
+        result.failed_under = should_fail_under(result.total, config.fail_under, config.precision)
+    return result

@@ -1,0 +1,237 @@
+"""ServerProcess: one server command in its own process group, from start to reaped.
+
+Every wait has a deadline, every stop escalates (shutdown request, stop
+signal, KILL) and ends with the whole process group gone, and the server's
+output is always drained, so a chatty server never blocks on a full pipe.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from nose2_servercov.errors import ServerStartError
+
+TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    """How a server stopped: the step that ended it, how long the stop took."""
+
+    step: str
+    seconds: float
+    notes: tuple[str, ...] = ()
+    exit_code: int | None = None
+    exited_early: bool = False
+
+
+def group_members(pgid: int) -> list[int]:
+    """Return the live (non-zombie) processes of process group ``pgid``."""
+    if not os.path.isdir("/proc/self"):
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after the last ')'.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if fields[0] != b"Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+class ServerProcess:
+    """Run ``argv`` as the leader of a new process group and manage its whole life."""
+
+    def __init__(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str],
+                 log: Path | None = None, echo: IO[str] | None = None) -> None:
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.env = dict(env)
+        self.log = log
+        self.echo = echo
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._pump: threading.Thread | None = None
+        self._outcome: StopOutcome | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        """Return the pid of the started command, also its process group id."""
+        assert self._popen is not None, "the server was not started"
+        return self._popen.pid
+
+    def start(self) -> None:
+        """Start the command in its own process group, its output drained by a thread."""
+        log_file = open(self.log, "ab") if self.log else None  # noqa: SIM115 (the pump closes it)
+        try:
+            self._popen = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            if log_file:
+                log_file.close()
+            raise ServerStartError(f"cannot start the server command {self.argv[0]!r} "
+                                   f"in {self.cwd}: {exc.strerror or exc}") from None
+        self._pump = threading.Thread(target=self._drain, args=(log_file,),
+                                      name="servercov-output", daemon=True)
+        self._pump.start()
+
+    def _drain(self, log_file: IO[bytes] | None) -> None:
+        assert self._popen is not None and self._popen.stdout is not None
+        try:
+            for raw in iter(self._popen.stdout.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                self._tail.append(line)
+                if log_file:
+                    log_file.write(raw)
+                    log_file.flush()
+                if self.echo:
+                    with contextlib.suppress(Exception):
+                        self.echo.write(f"server: {line}\n")
+                        self.echo.flush()
+        finally:
+            self._popen.stdout.close()
+            if log_file:
+                log_file.close()
+
+    def tail(self, *, settle: float = 0.0) -> str:
+        """Return the last output lines, indented, with a pointer to the log if any."""
+        if settle and self._pump is not None:
+            self._pump.join(settle)
+        lines = [f"    | {line}" for line in self._tail] or ["    (the server printed nothing)"]
+        if self.log:
+            lines.append(f"    (full output in {self.log})")
+        return "\n".join(lines)
+
+    @property
+    def stopped(self) -> bool:
+        """Return whether stop() has run."""
+        return self._outcome is not None
+
+    def exit_code(self) -> int | None:
+        """Return the command's exit code, None while it runs."""
+        return None if self._popen is None else self._popen.poll()
+
+    def alive(self) -> bool:
+        """Return whether any process of the group still runs."""
+        if self._popen is None:
+            return False
+        self._popen.poll()
+        return bool(group_members(self.pid))
+
+    def wait_until_ready(self, is_ready: Callable[[], bool], *, timeout: float,
+                         awaited: str) -> float:
+        """Poll ``is_ready`` until true; raise at once if the server exits, or at the deadline."""
+        assert self._popen is not None
+        started = time.monotonic()
+        deadline = started + timeout
+        interval = 0.01
+        while True:
+            code = self._popen.poll()
+            if code is not None:
+                elapsed = time.monotonic() - started
+                raise ServerStartError(
+                    f"the server exited with code {code} after {elapsed:.2f} s, before it was "
+                    f"ready ({' '.join(self.argv)}); its last output lines:\n"
+                    + self.tail(settle=1.0))
+            if is_ready():
+                return time.monotonic() - started
+            if time.monotonic() >= deadline:
+                raise ServerStartError(
+                    f"the server was not ready after {timeout:g} s (startup_timeout): "
+                    f"waited for {awaited}; its last output lines:\n" + self.tail())
+            # Waiting on the process doubles as the pause, so an exit is seen at once.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(min(interval, max(deadline - time.monotonic(), 0.001)))
+            interval = min(interval * 1.5, 0.1)
+
+    def _wait_gone(self, timeout: float) -> bool:
+        """Wait until no process of the group is left; return whether that happened."""
+        assert self._popen is not None
+        deadline = time.monotonic() + timeout
+        interval = 0.005
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(interval)
+            if self._popen.poll() is not None and not group_members(self.pid):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            interval = min(interval * 1.5, 0.05)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def stop(self, *, request_shutdown: Callable[[], str | None] | None,
+             stop_signal: signal.Signals, timeout: float) -> StopOutcome:
+        """Stop the server: shutdown request, then ``stop_signal``, then KILL; reap the group.
+
+        Idempotent: a second call returns the first call's outcome.
+        """
+        with self._lock:
+            if self._outcome is None:
+                self._outcome = self._stop(request_shutdown, stop_signal, timeout)
+            return self._outcome
+
+    def _stop(self, request_shutdown: Callable[[], str | None] | None,
+              stop_signal: signal.Signals, timeout: float) -> StopOutcome:
+        if self._popen is None:
+            return StopOutcome("never started", 0.0)
+        started = time.monotonic()
+        notes: list[str] = []
+        early = self._popen.poll()
+        if early is not None:
+            notes.append(f"the server had exited with code {early} before the stop")
+        steps: list[tuple[str, Callable[[], str | None]]] = []
+        if request_shutdown is not None:
+            steps.append(("shutdown_path", request_shutdown))
+        steps.append((stop_signal.name, lambda: self._signal_group(stop_signal)))
+        steps.append(("SIGKILL", lambda: self._signal_group(signal.SIGKILL)))
+        step = "already exited"
+        for name, action in steps:
+            if not self.alive():
+                break
+            step = name
+            refused = action()
+            if refused:
+                notes.append(f"{name}: {refused}")
+                continue
+            if self._wait_gone(timeout):
+                break
+            notes.append(f"{name}: the server was still running after {timeout:g} s")
+        if self._pump is not None:
+            self._pump.join(1.0)
+        leftover = group_members(self.pid)
+        if leftover:
+            notes.append(f"processes {leftover} could not be ended")
+        return StopOutcome(step, time.monotonic() - started, tuple(notes),
+                           self._popen.poll() if early is None else early,
+                           exited_early=early is not None)
+
+
+def python_executable() -> str:
+    """Return the interpreter that runs us, the value of the ``{python}`` placeholder."""
+    return sys.executable

@@ -1,0 +1,160 @@
+"""One measured server run, from config to report: the only thing the front ends call.
+
+Data flows one way: rcfile -> config -> session -> process -> (tests) -> data.
+The session knows nothing of nose2 or of the command line; it prints a few
+``servercov:`` lines on the error stream it is given.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import IO
+
+from nose2_servercov import data, network
+from nose2_servercov.config import ServerConfig
+from nose2_servercov.errors import ServerStartError
+from nose2_servercov.process import ServerProcess, StopOutcome, group_members
+
+BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
+TOKEN_HEADER = "X-Servercov-Token"
+
+
+class ServerSession:
+    """Start the configured server measured, hand out its URL, stop it, report."""
+
+    def __init__(self, config: ServerConfig, *, verbose: bool = False,
+                 err: IO[str] | None = None, out: IO[str] | None = None) -> None:
+        self.config = config
+        self.verbose = verbose
+        self.err = err or sys.stderr
+        self.out = out or sys.stdout
+        self.settings = data.server_settings(config.rcfile)
+        self.token = secrets.token_urlsafe(32)
+        self.port = config.port
+        self.url = ""
+        self.process: ServerProcess | None = None
+
+    def say(self, message: str) -> None:
+        """Print one ``servercov:`` line."""
+        self.err.write(f"servercov: {message}\n")
+        self.err.flush()
+
+    def server_env(self) -> dict[str, str]:
+        """Return the server's environment: ours, the config's, and what measures it."""
+        env = dict(os.environ)
+        env.update(self.config.env)
+        python_path = [str(BOOTSTRAP_DIR)] + [p for p in [env.get("PYTHONPATH")] if p]
+        env.update({
+            "SERVERCOV_URL": self.url,
+            "SERVERCOV_TOKEN": self.token,
+            "COVERAGE_PROCESS_START": str(self.config.rcfile),
+            "COVERAGE_PROCESS_CONFIG": self.settings.serialize(),
+            "PYTHONPATH": os.pathsep.join(python_path),
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.pop("COVERAGE_FILE", None)  # the settings name the data file already
+        return env
+
+    def _pick_port(self) -> int:
+        host, port = self.config.host, self.config.port
+        if port == 0:
+            return network.pick_free_port(host)
+        if network.port_accepts(host, port):
+            raise ServerStartError(
+                f"port {port} on {host} is in use by another program: stop that program, "
+                f"or set another port (port = 0 picks a free one) in {self.config.rcfile} "
+                "[servercov]")
+        return port
+
+    def _command(self) -> list[str]:
+        values = {"python": sys.executable, "host": self.config.host,
+                  "port": str(self.port), "url": self.url}
+        return [word.format(**values) for word in self.config.command]
+
+    def _is_ready(self) -> bool:
+        assert self.process is not None
+        if self.config.ready_path:
+            try:
+                status = network.http_status("GET", self.url + self.config.ready_path,
+                                             timeout=1.0)
+            except OSError:
+                return False
+            if status >= 500:
+                return False
+        elif not network.port_accepts(self.config.host, self.port, timeout=0.5):
+            return False
+        # Whatever answered must be our server, not a program that took the port.
+        owned = network.listener_owned_by(self.port, group_members(self.process.pid))
+        return owned is not False
+
+    def start(self) -> str:
+        """Start the server measured and wait until it is ready; return its URL."""
+        data.erase_stale_data(self.settings)
+        self.port = self._pick_port()
+        self.url = self.config.url.format(host=self.config.host, port=self.port).rstrip("/")
+        self.process = ServerProcess(
+            self._command(), cwd=self.config.cwd, env=self.server_env(), log=self.config.log,
+            echo=self.err if self.verbose else None)
+        self.process.start()
+        atexit.register(self.stop)
+        awaited = (f"{self.url}{self.config.ready_path} to answer with a status < 500"
+                   if self.config.ready_path else f"port {self.port} to accept connections")
+        try:
+            seconds = self.process.wait_until_ready(
+                self._is_ready, timeout=self.config.startup_timeout, awaited=awaited)
+        except ServerStartError:
+            self.stop(quiet=True)
+            raise
+        self.say(f"server started: pid {self.process.pid}, {self.url}, "
+                 f"ready in {seconds:.2f} s")
+        return self.url
+
+    def _request_shutdown(self) -> str | None:
+        """Call the shutdown path; return why it did not work, None when it was delivered."""
+        assert self.config.shutdown_path
+        try:
+            status = network.http_status(
+                self.config.shutdown_method, self.url + self.config.shutdown_path,
+                headers={TOKEN_HEADER: self.token}, timeout=self.config.shutdown_timeout)
+        except ConnectionRefusedError:
+            return "the server refused the connection"
+        except TimeoutError:
+            return f"no answer within {self.config.shutdown_timeout:g} s"
+        except OSError:
+            return None  # the connection dropped: the server is on its way down
+        if status >= 400:
+            return f"{self.config.shutdown_path} answered {status}"
+        return None
+
+    def stop(self, *, quiet: bool = False) -> StopOutcome | None:
+        """Stop the server and reap its whole process group; idempotent."""
+        if self.process is None:
+            return None
+        first = not self.process.stopped
+        outcome = self.process.stop(
+            request_shutdown=self._request_shutdown if self.config.shutdown_path else None,
+            stop_signal=self.config.stop_signal, timeout=self.config.shutdown_timeout)
+        if first and not quiet:
+            self.say(f"server stopped by {outcome.step} in {outcome.seconds:.2f} s")
+            for note in outcome.notes:
+                self.say(f"  {note}")
+            if outcome.notes and not self.verbose:
+                self.err.write(self.process.tail() + "\n")
+        return outcome
+
+    def finish(self) -> data.ReportResult:
+        """Stop the server, combine every process's data and write the reports."""
+        self.stop()
+        result = data.combine_and_report(self.settings, self.config.reports, self.out)
+        self.say(f"combined {len(result.combined)} data files into {self.settings.data_file}")
+        for name, place in result.outputs:
+            if place != "terminal":
+                self.say(f"{name} report: {place}")
+        if result.failed_under:
+            self.say(f"total coverage {result.total:.2f}% is under fail_under "
+                     f"{result.fail_under:g}")
+        return result

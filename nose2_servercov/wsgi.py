@@ -1,0 +1,93 @@
+"""WSGI middleware with servercov's control route, for any WSGI app and server.
+
+The route exists only when ``SERVERCOV_TOKEN`` is set (servercov sets it for
+the servers it starts), and answers only requests carrying that token, so the
+same app can ship to production: there the middleware passes every request on.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+TOKEN_VARIABLE = "SERVERCOV_TOKEN"
+TOKEN_ENVIRON_KEY = "HTTP_X_SERVERCOV_TOKEN"
+DEFAULT_SHUTDOWN_PATH = "/servercov/shutdown/"
+# Werkzeug's dev server may skip close() when the client resets the connection
+# right after the headers, so the stop also happens this long after answering.
+CLOSE_GRACE_SECONDS = 1.0
+
+WSGIApp = Callable[..., Iterable[bytes]]
+
+
+def stop_server(environ: dict[str, Any]) -> None:
+    """Ask the server this request runs under to stop in its orderly way."""
+    software = str(environ.get("SERVER_SOFTWARE", ""))
+    if software.startswith("gunicorn"):
+        os.kill(os.getppid(), signal.SIGTERM)  # the arbiter stops every worker gracefully
+    else:
+        # Werkzeug's dev server, waitress: servercov's in-server hook turns
+        # SIGTERM into an orderly exit that saves the coverage data.  Aimed at
+        # the main thread, so that its select() wakes up at once.
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+
+class _StopAfterResponse:
+    """A response body that stops the server once it has been sent."""
+
+    def __init__(self, body: bytes, environ: dict[str, Any]) -> None:
+        self.body = body
+        self.environ = environ
+        self.sent = threading.Event()
+        threading.Thread(target=self._stop, name="servercov-stop", daemon=True).start()
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        self.sent.set()
+
+    def _stop(self) -> None:
+        self.sent.wait(CLOSE_GRACE_SECONDS)
+        stop_server(self.environ)
+
+
+def _answer(start_response: Callable[..., Any], status: str, payload: dict[str, Any]) -> bytes:
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(body)))])
+    return body
+
+
+class ServercovMiddleware:
+    """Wrap a WSGI app; add the token-gated shutdown route when servercov runs it."""
+
+    def __init__(self, app: WSGIApp, *, shutdown_path: str = DEFAULT_SHUTDOWN_PATH,
+                 token: str | None = None) -> None:
+        self.app = app
+        self.shutdown_path = "/" + shutdown_path.strip("/")
+        self.token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "")
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = "/" + (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).strip("/")
+        if not self.token or path != self.shutdown_path:
+            return self.app(environ, start_response)
+        given = environ.get(TOKEN_ENVIRON_KEY, "")
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return [_answer(start_response, "403 Forbidden",
+                            {"error": "X-Servercov-Token is missing or wrong"})]
+        body = _answer(start_response, "202 Accepted", {"status": "stopping"})
+        return _StopAfterResponse(body, environ)
+
+
+def wrap(app: WSGIApp, *, shutdown_path: str = DEFAULT_SHUTDOWN_PATH) -> WSGIApp:
+    """Return ``app`` with servercov's control route, or ``app`` itself without a token."""
+    if not os.environ.get(TOKEN_VARIABLE):
+        return app
+    return ServercovMiddleware(app, shutdown_path=shutdown_path)
