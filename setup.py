@@ -1,5 +1,7 @@
 """Packaging for nose2-servercov (``pip install .`` or ``pip install -e .``)."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 SERVERS = ["flask>=2.2", "gunicorn>=21", "waitress>=2.1"]
@@ -9,7 +11,7 @@ setup(
     version="0.1.0",
     description="Code coverage of a live server, measured while nose2 (or any test "
                 "command) tests it over HTTP",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["nose2_servercov", "nose2_servercov.*"]),

@@ -86,6 +86,8 @@ class ServerCoverage(Plugin):
             os.environ.pop(URL_VARIABLE, None)
         else:
             os.environ[URL_VARIABLE] = self.saved_url
+        if self.session.verbosity == 1:
+            sys.stderr.write("\n")  # end nose2's line of dots
         try:
             outcome = session.stop()
             if outcome is not None and outcome.exited_early:

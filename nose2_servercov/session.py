@@ -150,7 +150,9 @@ class ServerSession:
         """Stop the server, combine every process's data and write the reports."""
         self.stop()
         result = data.combine_and_report(self.settings, self.config.reports, self.out)
-        self.say(f"combined {len(result.combined)} data files into {self.settings.data_file}")
+        count = len(result.combined)
+        self.say(f"combined {count} data file{'s' if count > 1 else ''} into "
+                 f"{self.settings.data_file}")
         for name, place in result.outputs:
             if place != "terminal":
                 self.say(f"{name} report: {place}")

@@ -1,0 +1,278 @@
+"""``nose2 --with-servercov`` end to end: real nose2, real Werkzeug server, real data files."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from tests.support import (
+    ListeningSocket,
+    assert_no_leftovers,
+    ground_truth,
+    lines_differ,
+    make_project,
+    measured_lines,
+    plan,
+    run_nose2,
+    servercov_lines,
+    start_nose2,
+    stray_data_files,
+    wait_for_file,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def check_exact(project, requests):
+    """Assert the combined data holds exactly the lines the requests executed."""
+    measured = measured_lines(project / ".coverage", project / "webapp")
+    truth = ground_truth(project, requests)
+    assert truth, "the ground truth recorded nothing"
+    assert lines_differ(measured, truth) == []
+    return measured
+
+
+def test_a_passing_run_measures_exactly_what_the_requests_ran(tmp_path):
+    project = make_project(tmp_path)
+    run = run_nose2(project)
+    assert run.returncode == 0, run.stderr
+    lines = servercov_lines(run.stderr)
+    assert lines[0].startswith("servercov: server started: pid ")
+    assert "server stopped by shutdown_path" in lines[1]
+    check_exact(project, plan(project))
+    assert (project / "htmlcov" / "index.html").exists()
+    assert json.loads((project / "coverage.json").read_text())["totals"]["covered_lines"] > 0
+    assert "webapp/__init__.py" in run.stdout  # the term-missing report
+    assert stray_data_files(project) == []
+    assert_no_leftovers(project)
+
+
+def test_a_failing_test_still_reports_and_fails_the_run(tmp_path):
+    project = make_project(tmp_path)
+    run = run_nose2(project, SCENARIO="fail")
+    assert run.returncode == 1
+    assert "this test fails on purpose" in run.stderr
+    assert (project / "htmlcov" / "index.html").exists()
+    check_exact(project, plan(project))
+    assert_no_leftovers(project)
+
+
+def test_stale_data_files_never_leak_into_the_report(tmp_path):
+    project = make_project(tmp_path)
+    # A data file of an earlier run that executed the route nobody requests now.
+    truth_of_never = ground_truth(project, [["GET", "/never/", None, 200]])
+    assert truth_of_never
+    (project / ".truth").rename(project / ".coverage.oldhost.1234.567890")
+    run = run_nose2(project)
+    assert run.returncode == 0, run.stderr
+    check_exact(project, plan(project))
+
+
+def test_shutdown_path_answering_404_falls_back_to_the_signal_and_keeps_the_data(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} serve.py {port}
+        ready_path = /health/
+        shutdown_path = /no/such/route/
+        reports = term
+        """)
+    run = run_nose2(project)
+    assert run.returncode == 0, run.stderr
+    assert "/no/such/route/ answered 404" in run.stderr
+    assert "server stopped by SIGTERM" in run.stderr
+    check_exact(project, plan(project))
+    assert_no_leftovers(project)
+
+
+def test_a_server_without_shutdown_path_is_stopped_by_signal(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} serve.py {port}
+        reports = term
+        """)
+    run = run_nose2(project)
+    assert run.returncode == 0, run.stderr
+    assert "server stopped by SIGTERM" in run.stderr
+    check_exact(project, plan(project))
+    assert_no_leftovers(project)
+
+
+def test_a_server_that_ignores_every_polite_stop_is_killed(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} -c "import signal, runpy, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); sys.argv = ['serve.py', '{port}']; runpy.run_path('serve.py')"
+        ready_path = /health/
+        shutdown_timeout = 0.5
+        reports = term
+        """)  # noqa: E501
+    run = run_nose2(project)
+    assert run.returncode == 1
+    assert "server stopped by SIGKILL" in run.stderr
+    assert "SIGTERM: the server was still running after 0.5 s" in run.stderr
+    assert "no server process saved coverage data" in run.stderr
+    assert_no_leftovers(project)
+
+
+def test_a_server_crashing_mid_run_fails_the_run_and_keeps_what_it_ran(tmp_path):
+    project = make_project(tmp_path)
+    run = run_nose2(project, SCENARIO="crash")
+    assert run.returncode == 1
+    assert "the server exited with code 7 while the tests ran" in run.stderr
+    requests = [*plan(project), ["GET", "/once/b/", None, 200], ["GET", "/crash/", None, 500]]
+    check_exact(project, requests)
+    assert_no_leftovers(project)
+
+
+def test_ctrl_c_of_the_run_stops_the_server_and_keeps_the_data(tmp_path):
+    project = make_project(tmp_path)
+    runner = start_nose2(project, SCENARIO="wait")
+    try:
+        wait_for_file(project / "waiting", process=runner)
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode != 0
+    assert "server stopped by shutdown_path" in output
+    requests = [*plan(project), ["GET", "/once/b/", None, 200]]
+    check_exact(project, requests)
+    assert_no_leftovers(project)
+
+
+def test_sigterm_of_the_run_stops_the_server_too(tmp_path):
+    project = make_project(tmp_path)
+    runner = start_nose2(project, SCENARIO="wait")
+    try:
+        wait_for_file(project / "waiting", process=runner)
+        runner.send_signal(signal.SIGTERM)
+        output, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert "server stopped by shutdown_path" in output
+    check_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
+    assert_no_leftovers(project)
+
+
+@pytest.mark.parametrize(("servercov", "expected"), [
+    ("command = {python} serve.py {port}\nport = abc\n",
+     "[servercov] port: expected a whole number from 0 to 65535 (0 = a free port), got 'abc'"),
+    ("command = {python} serve.py {port}\nreports = html, pdf\n",
+     "[servercov] reports: expected report names among term, term-missing, html, xml, json, "
+     "lcov, got 'html, pdf'"),
+    ("command = {python} serve.py {port}\nshutdown_timout = 3\n",
+     "[servercov] shutdown_timout: unknown key"),
+    ("ready_path = /health/\n", "[servercov] command: expected how to start the server"),
+])
+def test_a_bad_config_value_is_one_line_and_starts_nothing(tmp_path, servercov, expected):
+    project = make_project(tmp_path, servercov=servercov)
+    run = run_nose2(project)
+    assert run.returncode == 1
+    errors = servercov_lines(run.stderr)
+    assert len(errors) == 1, run.stderr
+    assert errors[0].startswith(f"servercov: error: {project / '.apirc'}: ")
+    assert expected in errors[0]
+    assert "Traceback" not in run.stderr
+    assert "Ran 0 tests" in run.stderr
+    assert_no_leftovers(project)
+
+
+def test_a_missing_rcfile_is_named(tmp_path):
+    project = make_project(tmp_path)
+    run = run_nose2(project, "--servercov-rcfile", "nope.ini")
+    assert run.returncode == 1
+    assert servercov_lines(run.stderr) == [
+        "servercov: error: nope.ini: the rcfile does not exist (expected a coverage config "
+        "file with a [servercov] section)"]
+
+
+def test_nose2_config_section_wins_over_the_rcfile(tmp_path):
+    project = make_project(tmp_path)
+    (project / "unittest.cfg").write_text(
+        "[unittest]\nplugins = nose2_servercov\n[servercov]\nreports = xml\n")
+    run = run_nose2(project)
+    assert run.returncode == 0, run.stderr
+    assert (project / "coverage.xml").exists()
+    assert not (project / "htmlcov").exists()
+
+
+def test_a_command_that_does_not_exist(tmp_path):
+    project = make_project(tmp_path, servercov="command = ./no-such-server --port {port}\n")
+    run = run_nose2(project)
+    assert run.returncode == 1
+    assert "cannot start the server command './no-such-server'" in run.stderr
+    assert "No such file or directory" in run.stderr
+    assert "Ran 0 tests" in run.stderr
+
+
+def test_a_server_exiting_early_shows_its_last_lines_and_runs_no_test(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} -c "print('loading settings'); print('KeyError: DATABASE_URL'); raise SystemExit(3)"
+        """)  # noqa: E501
+    run = run_nose2(project)
+    assert run.returncode == 1
+    assert "the server exited with code 3" in run.stderr
+    assert "| KeyError: DATABASE_URL" in run.stderr
+    assert "Ran 0 tests" in run.stderr
+    assert_no_leftovers(project)
+
+
+def test_a_server_that_never_gets_ready_times_out_and_is_stopped(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} -c "import time; print('warming up the cache', flush=True); time.sleep(120)"
+        startup_timeout = 1
+        """)  # noqa: E501
+    run = run_nose2(project)
+    assert run.returncode == 1
+    assert "the server was not ready after 1 s (startup_timeout): waited for port" in run.stderr
+    assert "| warming up the cache" in run.stderr
+    assert "Ran 0 tests" in run.stderr
+    assert_no_leftovers(project)
+
+
+def test_a_port_taken_by_another_program_is_refused_before_start(tmp_path):
+    taken = ListeningSocket()
+    try:
+        project = make_project(tmp_path, servercov=f"""
+            command = {{python}} serve.py {{port}}
+            port = {taken.port}
+            """)
+        run = run_nose2(project)
+    finally:
+        taken.close()
+    assert run.returncode == 1
+    assert f"port {taken.port} on 127.0.0.1 is in use by another program" in run.stderr
+    assert "Ran 0 tests" in run.stderr
+
+
+def test_fail_under_not_met_fails_the_run(tmp_path):
+    project = make_project(tmp_path, run="")
+    rcfile = project / ".apirc"
+    rcfile.write_text(rcfile.read_text() + "\n[report]\nfail_under = 99\n")
+    run = run_nose2(project)
+    assert run.returncode == 1
+    assert "is under fail_under 99" in run.stderr
+    assert "Ran 2 tests" in run.stderr
+    assert "failures=" not in run.stderr  # the tests themselves passed
+
+
+def test_the_sample_api_main_job(tmp_path):
+    """README command (a) on a copy of the repository's sample."""
+    from tests.support import REPO
+    project = tmp_path / "repo"
+    project.mkdir()
+    for name in (".apirc", "unittest.cfg"):
+        (project / name).write_text((REPO / name).read_text())
+    subprocess.run(["cp", "-r", str(REPO / "sample_api"), str(REPO / "tests"), str(project)],
+                   check=True)
+    run = run_nose2(project)
+    assert run.returncode == 0, run.stderr
+    index = project / "cover" / "index.html"
+    assert index.exists()
+    data = measured_lines(project / ".coverage", project / "sample_api")
+    views = (project / "sample_api" / "views.py").read_text().splitlines()
+    export = next(i for i, line in enumerate(views, 1) if "def export_user" in line)
+    assert export + 1 not in data["views.py"]  # the route no test calls
+    assert any("return" in views[n - 1] for n in data["views.py"])
+    assert_no_leftovers(project)
