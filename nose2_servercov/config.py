@@ -267,3 +267,12 @@ def load_config(rcfile: Path, overrides: Mapping[str, str] | None = None,
     if values.get("log"):
         values["log"] = (folder / values["log"]).resolve()
     return ServerConfig(rcfile=rcfile, **values)
+
+
+def key_table() -> str:
+    """Return the README's Markdown table of ``[servercov]`` keys, made from :data:`KEYS`."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for key in KEYS:
+        default = "—" if key.default is None else (f"`{key.default}`" if key.default else "none")
+        rows.append(f"| {key.name} | {default} | {key.meaning} |")
+    return "\n".join(rows)

@@ -1,0 +1,37 @@
+"""The control route's gate: absent without a token, 403 with a wrong one."""
+
+from __future__ import annotations
+
+from nose2_servercov.wsgi import ServercovMiddleware, wrap
+
+
+def app(environ, start_response):
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"the app's own 404"]
+
+
+def call(wsgi_app, path, token=None):
+    seen = {}
+
+    def start_response(status, headers):
+        seen["status"] = status
+
+    environ = {"PATH_INFO": path, "SCRIPT_NAME": "", "REQUEST_METHOD": "POST"}
+    if token is not None:
+        environ["HTTP_X_SERVERCOV_TOKEN"] = token
+    body = b"".join(wsgi_app(environ, start_response))
+    return seen["status"], body
+
+
+def test_without_servercov_token_the_app_is_returned_unwrapped(monkeypatch):
+    monkeypatch.delenv("SERVERCOV_TOKEN", raising=False)
+    assert wrap(app) is app
+    assert call(ServercovMiddleware(app, token=""), "/servercov/shutdown/")[0] == "404 Not Found"
+
+
+def test_a_missing_or_wrong_token_is_forbidden(monkeypatch):
+    monkeypatch.setenv("SERVERCOV_TOKEN", "s3cret")
+    wrapped = wrap(app, shutdown_path="/0.0/shutdown/")
+    assert call(wrapped, "/0.0/shutdown/")[0] == "403 Forbidden"
+    assert call(wrapped, "/0.0/shutdown", token="s3cre")[0] == "403 Forbidden"
+    assert call(wrapped, "/0.0/other/", token="s3cret") == ("404 Not Found", b"the app's own 404")
