@@ -18,7 +18,6 @@ from nose2.events import Plugin
 from nose2_servercov.config import find_rcfile, load_config
 from nose2_servercov.errors import ServercovError
 from nose2_servercov.session import ServerSession
-from nose2_servercov.testcase import URL_VARIABLE
 
 NOSE2_ONLY_KEYS = ("always-on", "rcfile")
 
@@ -40,7 +39,8 @@ class ServerCoverage(Plugin):
         self.rcfile = self.config.as_str("rcfile", "")
         self.session_obj: ServerSession | None = None
         self.failure: str | None = None
-        self.saved_url: str | None = None
+        self.saved_env: dict[str, str | None] = {}
+        self.saved_sigterm: Any = None
         self.addArgument(self._set_rcfile, None, "servercov-rcfile",
                          "rcfile with the [servercov] section (default: .apirc, "
                          "else .coveragerc); implies --with-servercov")
@@ -67,25 +67,22 @@ class ServerCoverage(Plugin):
         try:
             config = load_config(find_rcfile(self.rcfile or None), self._overrides())
             self.session_obj = ServerSession(config, verbose=self.session.verbosity > 1)
-            url = self.session_obj.start()
+            self.session_obj.start()
         except ServercovError as exc:
             self._fail(str(exc))
             event.handled = True  # nose2 then executes no test
             return
-        self.saved_url = os.environ.get(URL_VARIABLE)
-        os.environ[URL_VARIABLE] = url
+        for name, value in self.session_obj.test_env().items():
+            self.saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            self.saved_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     def stopTestRun(self, event: Any) -> None:
         """Stop the server, combine its data and write the reports."""
         if self.session_obj is None:
             return
         session, self.session_obj = self.session_obj, None
-        if self.saved_url is None:
-            os.environ.pop(URL_VARIABLE, None)
-        else:
-            os.environ[URL_VARIABLE] = self.saved_url
         if self.session.verbosity == 1:
             sys.stderr.write("\n")  # end nose2's line of dots
         try:
@@ -97,8 +94,22 @@ class ServerCoverage(Plugin):
         except ServercovError as exc:
             self._fail(str(exc))
             return
+        finally:
+            self._restore()
         if result.failed_under:
             self.failure = self.failure or "fail_under"
+
+    def _restore(self) -> None:
+        """Give back the environment and the SIGTERM handler the run had before."""
+        for name, value in self.saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self.saved_env = {}
+        if self.saved_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.saved_sigterm)
+            self.saved_sigterm = None
 
     def wasSuccessful(self, event: Any) -> None:
         """Fail the run when the server or its coverage went wrong."""

@@ -33,6 +33,8 @@ class ServerSession:
         self.err = err or sys.stderr
         self.out = out or sys.stdout
         self.settings = data.server_settings(config.rcfile)
+        if config.contexts == "test":
+            self.settings.show_contexts = True  # [html] show_contexts
         self.token = secrets.token_urlsafe(32)
         self.port = config.port
         self.url = ""
@@ -43,13 +45,20 @@ class ServerSession:
         self.err.write(f"servercov: {message}\n")
         self.err.flush()
 
+    def test_env(self) -> dict[str, str]:
+        """Return what every test process must see while the server runs."""
+        env = {"SERVERCOV_URL": self.url}
+        if self.config.contexts == "test":
+            env["SERVERCOV_CONTEXTS"] = "test"
+        return env
+
     def server_env(self) -> dict[str, str]:
         """Return the server's environment: ours, the config's, and what measures it."""
         env = dict(os.environ)
         env.update(self.config.env)
         python_path = [str(BOOTSTRAP_DIR)] + [p for p in [env.get("PYTHONPATH")] if p]
+        env.update(self.test_env())
         env.update({
-            "SERVERCOV_URL": self.url,
             "SERVERCOV_TOKEN": self.token,
             "COVERAGE_PROCESS_START": str(self.config.rcfile),
             "COVERAGE_PROCESS_CONFIG": self.settings.serialize(),

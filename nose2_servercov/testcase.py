@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 import requests
 
 URL_VARIABLE = "SERVERCOV_URL"
+CONTEXTS_VARIABLE = "SERVERCOV_CONTEXTS"
+CONTEXT_HEADER = "X-Servercov-Context"
 
 
 class ServerTestCase(unittest.TestCase):
@@ -62,6 +64,8 @@ class ServerTestCase(unittest.TestCase):
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request; per-call ``headers`` add to ``headers()`` and win on a name."""
         headers = {**self.headers(), **(kwargs.pop("headers", None) or {})}
+        if os.environ.get(CONTEXTS_VARIABLE) == "test":
+            headers.setdefault(CONTEXT_HEADER, self.id())
         kwargs.setdefault("timeout", self.timeout)
         return self.session().request(method, self.url(path), headers=headers, **kwargs)
 

@@ -11,12 +11,15 @@ import hmac
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 TOKEN_VARIABLE = "SERVERCOV_TOKEN"
 TOKEN_ENVIRON_KEY = "HTTP_X_SERVERCOV_TOKEN"
+CONTEXT_ENVIRON_KEY = "HTTP_X_SERVERCOV_CONTEXT"
+CONTEXTS_VARIABLE = "SERVERCOV_CONTEXTS"
 DEFAULT_SHUTDOWN_PATH = "/servercov/shutdown/"
 # Werkzeug's dev server may skip close() when the client resets the connection
 # right after the headers, so the stop also happens this long after answering.
@@ -57,6 +60,32 @@ class _StopAfterResponse:
         stop_server(self.environ)
 
 
+class _ContextSwitch:
+    """Record what each request runs under the id of the test that sent it.
+
+    coverage's switch_context flushes the collector, which is safe only while
+    no other request is traced, so it switches only when the test changes
+    (tests run one after another; their requests carry the same label).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current: tuple[int, str] | None = None
+
+    def __call__(self, label: str) -> None:
+        coverage = sys.modules.get("coverage")  # only where coverage already runs
+        cov = coverage.Coverage.current() if coverage else None
+        if cov is None or self.current == (id(cov), label):
+            return
+        with self.lock:
+            if self.current != (id(cov), label):
+                try:
+                    cov.switch_context(label)
+                except Exception as exc:  # never fail a request over measurement
+                    sys.stderr.write(f"servercov: cannot switch context: {exc!r}\n")
+                self.current = (id(cov), label)
+
+
 def _answer(start_response: Callable[..., Any], status: str, payload: dict[str, Any]) -> bytes:
     body = json.dumps(payload).encode()
     start_response(status, [("Content-Type", "application/json"),
@@ -72,11 +101,16 @@ class ServercovMiddleware:
         self.app = app
         self.shutdown_path = "/" + shutdown_path.strip("/")
         self.token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "")
+        self.switch_context = (_ContextSwitch() if os.environ.get(CONTEXTS_VARIABLE) == "test"
+                               else None)
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = "/" + (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).strip("/")
         if not self.token or path != self.shutdown_path:
+            label = environ.get(CONTEXT_ENVIRON_KEY)
+            if label and self.switch_context is not None:
+                self.switch_context(label)
             return self.app(environ, start_response)
         given = environ.get(TOKEN_ENVIRON_KEY, "")
         if not hmac.compare_digest(given.encode(), self.token.encode()):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 
 import pytest
+from coverage import CoverageData
 
 from tests.support import (
     ListeningSocket,
@@ -276,3 +277,26 @@ def test_the_sample_api_main_job(tmp_path):
     assert export + 1 not in data["views.py"]  # the route no test calls
     assert any("return" in views[n - 1] for n in data["views.py"])
     assert_no_leftovers(project)
+
+
+def test_contexts_test_records_lines_under_the_test_that_sent_the_request(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} serve.py {port}
+        ready_path = /health/
+        shutdown_path = /servercov/shutdown/
+        contexts = test
+        reports = html
+        """)
+    run = run_nose2(project, SCENARIO="once")
+    assert run.returncode == 0, run.stderr
+    check_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
+    data = CoverageData(str(project / ".coverage"))
+    data.read()
+    source = (project / "webapp" / "__init__.py").read_text().splitlines()
+    once_b = source.index('        return "b"') + 1
+    item = source.index("        if number > 100:") + 1
+    by_line = data.contexts_by_lineno(str(project / "webapp" / "__init__.py"))
+    assert by_line[once_b] == ["test_plan.PlanTest.test_scenario_extra"]
+    assert by_line[item] == ["test_plan.PlanTest.test_plan"]
+    page = next((project / "htmlcov").glob("*___init___py.html")).read_text()
+    assert "test_plan.PlanTest.test_scenario_extra" in page  # the report shows the contexts

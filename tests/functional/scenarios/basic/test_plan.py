@@ -21,6 +21,8 @@ class PlanTest(ServerTestCase):
     def test_scenario_extra(self):
         """What the scenario asks for through SCENARIO: fail, crash, or wait to be killed."""
         what = os.environ.get("SCENARIO", "")
+        if what == "once":
+            self.assertEqual(self.get("/once/b/").text, "b")
         if what == "fail":
             self.fail("this test fails on purpose")
         if what == "crash":
