@@ -66,6 +66,26 @@ def erase_stale_data(settings: CoverageConfig) -> None:
     _coverage(settings).erase()
 
 
+def save_runner_data(settings: CoverageConfig) -> bool:
+    """Save the test runner's own coverage data, if it is measured into the same data file.
+
+    Under ``coverage run -m nose2`` the runner saves at exit, after our combine,
+    so its lines would miss the report and its file would be left behind.
+    Saving it now puts both in one report.
+    """
+    runner = coverage.Coverage.current()
+    if runner is None or runner.config.data_file is None:
+        return False
+    if os.path.abspath(runner.config.data_file) != os.path.abspath(settings.data_file):
+        return False
+    if not runner.config.parallel:
+        return False  # it would write the combined file itself, and we would erase it
+    runner.stop()
+    runner.save()
+    runner._auto_save = False  # as coverage does for measured subprocesses: no second save
+    return True
+
+
 @dataclass
 class ReportResult:
     """What combining and reporting produced."""

@@ -158,6 +158,8 @@ class ServerSession:
     def finish(self) -> data.ReportResult:
         """Stop the server, combine every process's data and write the reports."""
         self.stop()
+        if data.save_runner_data(self.settings):
+            self.say("saved the test runner's own coverage data to combine it too")
         result = data.combine_and_report(self.settings, self.config.reports, self.out)
         count = len(result.combined)
         self.say(f"combined {count} data file{'s' if count > 1 else ''} into "

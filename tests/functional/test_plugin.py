@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 
 import pytest
 from coverage import CoverageData
@@ -17,6 +18,7 @@ from tests.support import (
     make_project,
     measured_lines,
     plan,
+    python_env,
     run_nose2,
     servercov_lines,
     start_nose2,
@@ -300,3 +302,19 @@ def test_contexts_test_records_lines_under_the_test_that_sent_the_request(tmp_pa
     assert by_line[item] == ["test_plan.PlanTest.test_plan"]
     page = next((project / "htmlcov").glob("*___init___py.html")).read_text()
     assert "test_plan.PlanTest.test_scenario_extra" in page  # the report shows the contexts
+
+
+def test_a_runner_measured_by_coverage_run_is_combined_too(tmp_path):
+    project = make_project(tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "coverage", "run", "--rcfile=.apirc", "-m", "nose2",
+         "--with-servercov"], cwd=project, env=python_env(SCENARIO="inprocess"),
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "saved the test runner's own coverage data" in run.stderr
+    check_exact(project, [*plan(project), ["GET", "/never/", None, 200]])
+    # `coverage run` saves once more as it ends, after the plugin: an empty file.
+    for name in stray_data_files(project):
+        leftover = CoverageData(str(project / name))
+        leftover.read()
+        assert leftover.measured_files() == set()

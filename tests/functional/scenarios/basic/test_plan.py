@@ -21,6 +21,10 @@ class PlanTest(ServerTestCase):
     def test_scenario_extra(self):
         """What the scenario asks for through SCENARIO: fail, crash, or wait to be killed."""
         what = os.environ.get("SCENARIO", "")
+        if what == "inprocess":
+            from webapp import create_app
+
+            self.assertEqual(create_app().test_client().get("/never/").status_code, 200)
         if what == "once":
             self.assertEqual(self.get("/once/b/").text, "b")
         if what == "fail":
