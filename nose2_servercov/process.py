@@ -84,6 +84,8 @@ class ServerProcess:
 
     def start(self) -> None:
         """Start the command in its own process group, its output drained by a thread."""
+        if self.log:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
         log_file = open(self.log, "ab") if self.log else None  # noqa: SIM115 (the pump closes it)
         try:
             self._popen = subprocess.Popen(
@@ -101,7 +103,8 @@ class ServerProcess:
     def _drain(self, log_file: IO[bytes] | None) -> None:
         assert self._popen is not None and self._popen.stdout is not None
         try:
-            for raw in iter(self._popen.stdout.readline, b""):
+            # Bounded reads: a line without an end cannot grow without bound.
+            for raw in iter(lambda: self._popen.stdout.readline(8192), b""):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 self._tail.append(line)
                 if log_file:
@@ -141,14 +144,21 @@ class ServerProcess:
         self._popen.poll()
         return bool(group_members(self.pid))
 
-    def wait_until_ready(self, is_ready: Callable[[], bool], *, timeout: float,
-                         awaited: str) -> float:
-        """Poll ``is_ready`` until true; raise at once if the server exits, or at the deadline."""
+    def wait_until_ready(self, is_ready: Callable[[], bool], *, timeout: float, awaited: str,
+                         progress: Callable[[float], None] | None = None) -> float:
+        """Poll ``is_ready`` until true; raise at once if the server exits, or at the deadline.
+
+        ``progress`` is called about once a second with the seconds waited so far.
+        """
         assert self._popen is not None
         started = time.monotonic()
         deadline = started + timeout
         interval = 0.01
+        next_progress = started + 1.0
         while True:
+            if progress is not None and time.monotonic() >= next_progress:
+                progress(time.monotonic() - started)
+                next_progress += 1.0
             code = self._popen.poll()
             if code is not None:
                 elapsed = time.monotonic() - started

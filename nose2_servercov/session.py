@@ -11,6 +11,7 @@ import atexit
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -114,13 +115,24 @@ class ServerSession:
                    if self.config.ready_path else f"port {self.port} to accept connections")
         try:
             seconds = self.process.wait_until_ready(
-                self._is_ready, timeout=self.config.startup_timeout, awaited=awaited)
+                self._is_ready, timeout=self.config.startup_timeout, awaited=awaited,
+                progress=self._show_progress(awaited) if self.err.isatty() else None)
         except ServerStartError:
             self.stop(quiet=True)
             raise
+        finally:
+            if self.err.isatty():
+                self.err.write("\r\033[K")  # clear the progress line
         self.say(f"server started: pid {self.process.pid}, {self.url}, "
                  f"ready in {seconds:.2f} s")
         return self.url
+
+    def _show_progress(self, awaited: str) -> Callable[[float], None]:
+        def show(seconds: float) -> None:
+            self.err.write(f"\rservercov: waiting {seconds:.0f} s of "
+                           f"{self.config.startup_timeout:g} for {awaited}")
+            self.err.flush()
+        return show
 
     def _request_shutdown(self) -> str | None:
         """Call the shutdown path; return why it did not work, None when it was delivered."""

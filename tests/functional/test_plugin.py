@@ -318,3 +318,52 @@ def test_a_runner_measured_by_coverage_run_is_combined_too(tmp_path):
         leftover = CoverageData(str(project / name))
         leftover.read()
         assert leftover.measured_files() == set()
+
+
+def test_cwd_env_and_log_keys(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} -c "import os, runpy, sys; print('GREETING=' + os.environ['GREETING'], 'CWD=' + os.getcwd()); sys.path.insert(0, '..'); sys.argv = ['serve.py', '{port}']; runpy.run_path('../serve.py')"
+        cwd = srv
+        env = GREETING = hello
+        log = logs/server.log
+        ready_path = /health/
+        shutdown_path = /servercov/shutdown/
+        reports = html
+        """)  # noqa: E501
+    (project / "srv").mkdir()
+    run = run_nose2(project)
+    assert run.returncode == 0, run.stderr
+    log = (project / "logs" / "server.log").read_text()
+    assert f"GREETING=hello CWD={project / 'srv'}" in log
+    assert "GET /health/" in log  # Werkzeug's request log
+    assert not (project / "srv" / ".coverage").exists()
+    assert (project / "htmlcov" / "index.html").exists()  # relative to the rcfile, not cwd
+    check_exact(project, plan(project))
+
+
+def test_a_long_wait_shows_progress_on_a_terminal(tmp_path):
+    import os
+    import pty
+    project = make_project(tmp_path, servercov="""
+        command = {python} -c "import sys, time, runpy; time.sleep(1.5); sys.argv = ['serve.py', '{port}']; runpy.run_path('serve.py')"
+        ready_path = /health/
+        shutdown_path = /servercov/shutdown/
+        reports = term
+        """)  # noqa: E501
+    controller, terminal = pty.openpty()
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "nose2", "--with-servercov"], cwd=project,
+        env=python_env(), stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    try:
+        while chunk := os.read(controller, 65536):  # read as it comes: a pty buffer is small
+            shown += chunk
+    except OSError:
+        pass  # EIO: the run closed the terminal
+    finally:
+        os.close(controller)
+        runner.wait(timeout=120)
+    assert runner.returncode == 0
+    assert b"servercov: waiting 1 s of 30 for http://127.0.0.1:" in shown
+    assert b"servercov: server started" in shown
