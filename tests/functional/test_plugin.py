@@ -126,33 +126,18 @@ def test_a_server_crashing_mid_run_fails_the_run_and_keeps_what_it_ran(tmp_path)
     assert_no_leftovers(project)
 
 
-def test_ctrl_c_of_the_run_stops_the_server_and_keeps_the_data(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupting_the_run_stops_the_server_and_keeps_the_data(tmp_path, sig):
     project = make_project(tmp_path)
     runner = start_nose2(project, SCENARIO="wait")
     try:
         wait_for_file(project / "waiting", process=runner)
-        runner.send_signal(signal.SIGINT)
+        runner.send_signal(sig)
         output, _ = runner.communicate(timeout=60)
     finally:
         if runner.poll() is None:
             runner.kill()
     assert runner.returncode != 0
-    assert "server stopped by shutdown_path" in output
-    requests = [*plan(project), ["GET", "/once/b/", None, 200]]
-    check_exact(project, requests)
-    assert_no_leftovers(project)
-
-
-def test_sigterm_of_the_run_stops_the_server_too(tmp_path):
-    project = make_project(tmp_path)
-    runner = start_nose2(project, SCENARIO="wait")
-    try:
-        wait_for_file(project / "waiting", process=runner)
-        runner.send_signal(signal.SIGTERM)
-        output, _ = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
     assert "server stopped by shutdown_path" in output
     check_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
     assert_no_leftovers(project)
