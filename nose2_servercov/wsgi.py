@@ -28,10 +28,33 @@ CLOSE_GRACE_SECONDS = 1.0
 WSGIApp = Callable[..., Iterable[bytes]]
 
 
+def _stop_uwsgi() -> None:
+    """Stop uWSGI so that every worker finishes its requests and runs atexit."""
+    import uwsgi  # the module uWSGI gives the Python it embeds
+
+    fifo = uwsgi.opt.get("master-fifo")
+    if isinstance(fifo, bytes):
+        fifo = fifo.decode()
+    if fifo and uwsgi.masterpid():
+        # 'q' on the master FIFO is uWSGI's graceful shutdown; TERM only reloads 2.0.
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, b"q")
+        finally:
+            os.close(fd)
+    elif uwsgi.masterpid():
+        os.kill(uwsgi.masterpid(), signal.SIGINT)
+    else:
+        # No master: every worker is its own server; HUP lets each finish and exit.
+        os.killpg(os.getpgid(0), signal.SIGHUP)
+
+
 def stop_server(environ: dict[str, Any]) -> None:
     """Ask the server this request runs under to stop in its orderly way."""
     software = str(environ.get("SERVER_SOFTWARE", ""))
-    if software.startswith("gunicorn"):
+    if "uwsgi.version" in environ:
+        _stop_uwsgi()
+    elif software.startswith("gunicorn"):
         os.kill(os.getppid(), signal.SIGTERM)  # the arbiter stops every worker gracefully
     else:
         # Werkzeug's dev server, waitress: servercov's in-server hook turns
@@ -57,7 +80,11 @@ class _StopAfterResponse:
 
     def _stop(self) -> None:
         self.sent.wait(CLOSE_GRACE_SECONDS)
-        stop_server(self.environ)
+        try:
+            stop_server(self.environ)
+        except Exception as exc:  # servercov's stop signal then stops it from outside
+            sys.stderr.write(f"servercov: the shutdown route could not stop the server: "
+                             f"{exc!r}\n")
 
 
 class _ContextSwitch:
