@@ -89,7 +89,11 @@ def http_status(method: str, url: str, *, headers: dict[str, str] | None = None,
         path = parts.path or "/"
         conn.request(method, f"{path}?{parts.query}" if parts.query else path,
                      headers=headers or {})
-        return conn.getresponse().status
+        response = conn.getresponse()
+        # Read the body too: a server whose client hangs up early may skip its
+        # close() callbacks (Werkzeug does), and a stop may hang on one.
+        response.read()
+        return response.status
     except OSError:
         raise
     except http.client.HTTPException as exc:

@@ -175,7 +175,7 @@ class ServerProcess:
             # Waiting on the process doubles as the pause, so an exit is seen at once.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._popen.wait(min(interval, max(deadline - time.monotonic(), 0.001)))
-            interval = min(interval * 1.5, 0.1)
+            interval = min(interval * 1.5, 0.02)
 
     def _wait_gone(self, timeout: float) -> bool:
         """Wait until no process of the group is left; return whether that happened."""

@@ -74,6 +74,7 @@ class _StopAfterResponse:
 
     def __iter__(self) -> Iterator[bytes]:
         yield self.body
+        self.sent.set()  # the server asked for more: the body is written
 
     def close(self) -> None:
         self.sent.set()
