@@ -8,9 +8,13 @@ subprocess patches, paths made absolute against the rcfile's folder).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import glob
 import io
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +30,11 @@ from nose2_servercov.errors import DataError
 # coverage.py's prefix for configuration handed over as serialized data.
 CONFIG_DATA_PREFIX = ":data:"
 SERVER_PATCHES = ("subprocess", "fork", "_exit", "execv")
+# Where the server processes' snapshot dumps and the snapshot control files go;
+# the same names are spelled in inserver.py, which cannot import this module.
+CONTROL_FOLDER = ".servercov"
+DUMP_INFIX = ".servercov-dump.pid"
+_CONTROL_FILES = ("request", "request.tmp", "ack.*", "dump.*.tmp")
 _FOLDER_RELATIVE = ("data_file", "debug_file", "html_dir", "xml_output", "json_output",
                     "lcov_output")
 
@@ -50,7 +59,10 @@ def server_settings(rcfile: Path) -> CoverageConfig:
     return config
 
 
-def _coverage(settings: CoverageConfig) -> coverage.Coverage:
+def _coverage(settings: CoverageConfig, *, data_file: str | None = None) -> coverage.Coverage:
+    if data_file:  # Coverage(data_file=...) is ignored with serialized settings
+        settings = copy.copy(settings)
+        settings.data_file = data_file
     cov = coverage.Coverage(config_file=CONFIG_DATA_PREFIX + settings.serialize())
     cov._warn_no_data = False
     return cov
@@ -61,9 +73,29 @@ def data_files(settings: CoverageConfig) -> list[str]:
     return sorted(glob.glob(glob.escape(settings.data_file) + ".*"))
 
 
+def control_dir(settings: CoverageConfig) -> Path:
+    """Return the folder of snapshot requests and answers, beside the data file."""
+    return Path(settings.data_file).parent / CONTROL_FOLDER
+
+
+def erase_control_files(settings: CoverageConfig) -> None:
+    """Delete snapshot requests, answers and half-written dumps; the folder too if empty."""
+    folder = control_dir(settings)
+    for pattern in _CONTROL_FILES:
+        for path in folder.glob(pattern):
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when empty: `servercov serve` keeps its state file there
+
+
 def erase_stale_data(settings: CoverageConfig) -> None:
-    """Delete the data files of earlier runs, so they never leak into this run's report."""
+    """Delete the data files of earlier runs, so they never leak into this run's report.
+
+    The server processes' dumps are ``<data_file>.*`` files too, so coverage's
+    own erase takes them; the snapshot control files go with them.
+    """
     _coverage(settings).erase()
+    erase_control_files(settings)
 
 
 def save_runner_data(settings: CoverageConfig) -> bool:
@@ -123,9 +155,38 @@ def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
         raise DataError(f"no server process saved coverage data (expected "
                         f"{settings.data_file}.* files); check [run] source and the server's "
                         "output above")
-    cov = _coverage(settings)
+    return _combine_and_report(_coverage(settings), files, None, reports, out)
+
+
+def combine_copies_and_report(settings: CoverageConfig, files: list[str],
+                              reports: tuple[str, ...], out: IO[str]) -> ReportResult:
+    """Combine copies of ``files`` into the data file, then write ``reports``.
+
+    For data of processes that still run: the originals are neither read in
+    place nor deleted, and the data file is replaced in one rename, so a
+    reader never meets it half-written.
+    """
+    folder = os.path.dirname(settings.data_file)
+    with tempfile.TemporaryDirectory(prefix="servercov-snapshot-", dir=folder) as scratch:
+        copies = []
+        for number, name in enumerate(files):
+            with contextlib.suppress(FileNotFoundError):  # combined by the final stop meanwhile
+                copies.append(shutil.copyfile(name, os.path.join(scratch, f"copy.{number}")))
+        if not copies:
+            raise DataError(f"no server process has written coverage data yet (expected "
+                            f"{settings.data_file}.* files)")
+        combined = os.path.join(scratch, "combined")
+        cov = _coverage(settings, data_file=combined)
+        result = _combine_and_report(cov, files, copies, reports, out)
+        cov.get_data().close(force=True)  # before the rename
+        os.replace(combined, settings.data_file)
+    return result
+
+
+def _combine_and_report(cov: coverage.Coverage, files: list[str], data_paths: list[str] | None,
+                        reports: tuple[str, ...], out: IO[str]) -> ReportResult:
     try:
-        cov.combine(strict=True)
+        cov.combine(data_paths, strict=True)
         cov.save()
         result = ReportResult(combined=files)
         for name in reports or ("term",):

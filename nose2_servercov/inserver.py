@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 
@@ -87,6 +88,132 @@ def _keep_data_of_a_master_that_never_exits(cov: Any) -> None:
     os.register_at_fork(after_in_child=after_in_child)
 
 
+# Snapshots and autosave.  servercov asks for a snapshot by writing a new
+# generation number into <control>/request; a daemon thread in every process
+# polls that file (a stat every POLL_SECONDS: no signal, since gunicorn and
+# uWSGI own USR1/USR2 and saving inside a handler can deadlock on coverage's
+# lock), writes the process's dump and answers in <control>/ack.<pid>.  The
+# names are shared with nose2_servercov.data, which this file cannot import.
+POLL_SECONDS = 0.05
+DUMP_INFIX = ".servercov-dump.pid"
+
+
+def _replace_atomically(path: str, text: str) -> None:
+    with open(f"{path}.tmp", "w") as f:
+        f.write(text)
+    os.replace(f"{path}.tmp", path)
+
+
+def _write_dump(cov: Any, control: str) -> bool:
+    """Write all this process has executed to ``<data_file>.servercov-dump.pid<pid>``.
+
+    The collector's in-memory data is copied, never flushed: ``save()`` and
+    ``get_data()`` move it into the data file and clear it while requests are
+    traced.  The dump is written under another name, then renamed into place,
+    so a reader (or a SIGKILL) never meets half a file.  Return whether there
+    was anything to write.
+    """
+    from coverage import CoverageData
+
+    collector, saved = cov._collector, cov._data
+    if collector is None:
+        return False
+    context = getattr(saved, "_current_context", None)
+    # Copy before reading what was flushed: data flushed meanwhile is in the copy.
+    # dict.copy() and set.copy() are atomic under the GIL, while tracers add to them.
+    live = {name: found.copy() for name, found in collector.data.copy().items() if found}
+    flushed = saved.data_filename() if saved is not None else None
+    if not live and not (flushed and os.path.exists(flushed)):
+        return False
+    temporary = os.path.join(control, f"dump.{os.getpid()}.tmp")
+    dump = CoverageData(temporary)
+    if flushed and os.path.exists(flushed):
+        with saved._lock:  # a flush of this process writes that file under this lock
+            earlier = CoverageData(flushed, read_only=True)
+            earlier.read()
+            dump.update(earlier)
+            earlier.close(force=True)
+    dump.set_context(context)
+    if collector.branch:
+        if collector.core.packed_arcs:  # unpacked as Collector.flush_data does
+            live = {name: [_unpack_arc(packed) for packed in found]
+                    for name, found in live.items()}
+        dump.add_arcs(collector.mapped_file_dict(live))
+    else:
+        dump.add_lines(collector.mapped_file_dict(live))
+    dump.add_file_tracers({collector.cached_mapped_file(name): tracer for name, tracer
+                           in collector.file_tracers.copy().items() if tracer and name in live})
+    dump.close(force=True)
+    os.replace(temporary, f"{cov.config.data_file}{DUMP_INFIX}{os.getpid()}")
+    return True
+
+
+def _unpack_arc(packed: int) -> tuple[int, int]:
+    first, second = packed & 0xFFFFFFF, (packed >> 28) & 0xFFFFFFF
+    return (-first if packed & (1 << 56) else first, -second if packed & (1 << 57) else second)
+
+
+def _measured_size(cov: Any) -> tuple[int, int]:
+    """Return a cheap fingerprint that changes when the process executes new lines."""
+    saved = cov._data.data_filename() if cov._data is not None else ""
+    size = os.stat(saved).st_mtime_ns if saved and os.path.exists(saved) else 0
+    return sum(len(found) for found in cov._collector.data.copy().values()), size
+
+
+def _answer_snapshots(control: str, autosave: float) -> None:
+    """Dump on each new snapshot generation, and every ``autosave`` seconds if changed."""
+    import coverage
+
+    request, ack = os.path.join(control, "request"), os.path.join(control, f"ack.{os.getpid()}")
+    answered, seen, dumped, failed = "0", None, None, False
+    next_save = time.monotonic() + autosave
+    while True:
+        time.sleep(POLL_SECONDS)
+        try:
+            cov = coverage.Coverage.current()
+            if cov is None:
+                continue
+            try:
+                stat = os.stat(request)
+                signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            except FileNotFoundError:
+                signature = None
+            if signature is not None and signature != seen:
+                seen = signature
+                with open(request) as f:
+                    generation = f.read().strip()
+                if generation and generation != answered:
+                    dumped = _measured_size(cov)
+                    _write_dump(cov, control)
+                    _replace_atomically(ack, generation)
+                    answered = generation
+            if autosave and time.monotonic() >= next_save:
+                next_save = time.monotonic() + autosave
+                if _measured_size(cov) != dumped:
+                    dumped = _measured_size(cov)
+                    _write_dump(cov, control)
+        except Exception as exc:  # never take the server down; try again next time
+            if not failed:
+                _say(f"cannot write the coverage dump (will retry): {exc!r}")
+            failed = True
+            time.sleep(1.0)
+
+
+def _start_answering_snapshots() -> None:
+    """Register this process for snapshots and start its polling thread (again after fork)."""
+    control = os.environ.get("SERVERCOV_CONTROL")
+    if not control:
+        return
+    try:
+        autosave = float(os.environ.get("SERVERCOV_AUTOSAVE") or 0)
+        # Registered before it serves anything, so a snapshot waits for this process.
+        _replace_atomically(os.path.join(control, f"ack.{os.getpid()}"), "0")
+        threading.Thread(target=_answer_snapshots, args=(control, autosave),
+                         name="servercov-snapshots", daemon=True).start()
+    except Exception as exc:
+        _say(f"snapshots and autosave are off in this process: {exc!r}")
+
+
 def install() -> None:
     """Start measuring this process and make its orderly stops save the data."""
     cov = _start_coverage()
@@ -95,3 +222,5 @@ def install() -> None:
     _save_on_sigterm()
     _trace_threads_made_in_c()
     _keep_data_of_a_master_that_never_exits(cov)
+    _start_answering_snapshots()
+    os.register_at_fork(after_in_child=_start_answering_snapshots)

@@ -28,7 +28,8 @@ class ServerSession:
     """Start the configured server measured, hand out its URL, stop it, report."""
 
     def __init__(self, config: ServerConfig, *, verbose: bool = False,
-                 err: IO[str] | None = None, out: IO[str] | None = None) -> None:
+                 err: IO[str] | None = None, out: IO[str] | None = None,
+                 snapshots: bool = False) -> None:
         self.config = config
         self.verbose = verbose
         self.err = err or sys.stderr
@@ -36,6 +37,10 @@ class ServerSession:
         self.settings = data.server_settings(config.rcfile)
         if config.contexts == "test":
             self.settings.show_contexts = True  # [html] show_contexts
+        # Server processes answer snapshots (`servercov serve`) and autosave
+        # through files in this folder; None when neither is asked for.
+        self.control = (data.control_dir(self.settings) if snapshots or config.autosave
+                        else None)
         self.token = secrets.token_urlsafe(32)
         self.port = config.port
         self.url = ""
@@ -67,6 +72,12 @@ class ServerSession:
             "PYTHONUNBUFFERED": "1",
         })
         env.pop("COVERAGE_FILE", None)  # the settings name the data file already
+        for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE"):
+            env.pop(name, None)  # an outer servercov's, not ours
+        if self.control is not None:
+            env["SERVERCOV_CONTROL"] = str(self.control)
+            if self.config.autosave:
+                env["SERVERCOV_AUTOSAVE"] = f"{self.config.autosave:g}"
         return env
 
     def _pick_port(self) -> int:
@@ -104,6 +115,9 @@ class ServerSession:
     def start(self) -> str:
         """Start the server measured and wait until it is ready; return its URL."""
         data.erase_stale_data(self.settings)
+        if self.control is not None:
+            self.control.mkdir(mode=0o700, exist_ok=True)
+            self.control.chmod(0o700)
         self.port = self._pick_port()
         self.url = self.config.url.format(host=self.config.host, port=self.port).rstrip("/")
         self.process = ServerProcess(
@@ -126,6 +140,10 @@ class ServerSession:
         self.say(f"server started: pid {self.process.pid}, {self.url}, "
                  f"ready in {seconds:.2f} s")
         return self.url
+
+    def running(self) -> bool:
+        """Return whether the server command still runs."""
+        return self.process is not None and self.process.exit_code() is None
 
     def _show_progress(self, awaited: str) -> Callable[[float], None]:
         def show(seconds: float) -> None:
@@ -172,7 +190,10 @@ class ServerSession:
         self.stop()
         if data.save_runner_data(self.settings):
             self.say("saved the test runner's own coverage data to combine it too")
-        result = data.combine_and_report(self.settings, self.config.reports, self.out)
+        try:
+            result = data.combine_and_report(self.settings, self.config.reports, self.out)
+        finally:
+            data.erase_control_files(self.settings)  # the dumps were combined with the rest
         count = len(result.combined)
         self.say(f"combined {count} data file{'s' if count > 1 else ''} into "
                  f"{self.settings.data_file}")

@@ -1,0 +1,109 @@
+"""Snapshots of a running server's coverage, taken without stopping or disturbing it.
+
+Every measured server process runs a small thread (``inserver.py``) that
+watches ``<control>/request``.  A snapshot writes a new generation number
+there; each process then writes a dump of everything it has executed (what
+it saved plus a copy of its collector's memory) as
+``<data_file>.servercov-dump.pid<pid>``, renamed into place, and answers with
+``<control>/ack.<pid>``.  Once every live measured process of the server's
+process group has answered, copies of the dumps and of the data files of
+processes that have ended are combined, and the reports written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from coverage.config import CoverageConfig
+
+from nose2_servercov import data
+from nose2_servercov.errors import ServeError
+from nose2_servercov.process import group_members
+
+_PID_IN_NAME = re.compile(r"\.pid(\d+)(?:\.|$)")
+
+
+def _answered(control: Path, pid: int) -> int | None:
+    """Return the last generation ``pid`` answered, None if it never registered."""
+    try:
+        return int((control / f"ack.{pid}").read_text() or 0)
+    except (OSError, ValueError):
+        return None
+
+
+def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
+                  progress: Callable[[float, list[int]], None] | None = None) -> list[int]:
+    """Ask every measured process of group ``pgid`` for a dump; return the pids that answered.
+
+    A process registers (``ack.<pid>`` = 0) before it serves anything, so a
+    process not registered has executed nothing to wait for (a shell, say).
+    """
+    control = data.control_dir(settings)
+    request = control / "request"
+    try:
+        generation = int(request.read_text()) + 1
+    except (OSError, ValueError):
+        generation = 1
+    temporary = control / "request.tmp"
+    temporary.write_text(str(generation))
+    os.replace(temporary, request)
+    started = time.monotonic()
+    next_progress = started + 1.0
+    while True:
+        measured = {pid: _answered(control, pid) for pid in group_members(pgid)}
+        measured = {pid: answer for pid, answer in measured.items() if answer is not None}
+        waiting = sorted(pid for pid, answer in measured.items() if answer < generation)
+        if not waiting:
+            return sorted(measured)
+        elapsed = time.monotonic() - started
+        if elapsed > timeout:
+            raise ServeError(f"server processes {waiting} did not write their coverage data "
+                             f"within {timeout:g} s (shutdown_timeout); no report was written")
+        if progress is not None and time.monotonic() >= next_progress:
+            progress(elapsed, waiting)
+            next_progress += 1.0
+        time.sleep(0.01)
+
+
+def snapshot_files(settings: CoverageConfig, live: list[int]) -> list[str]:
+    """Return the data files a snapshot combines: every dump, and the files of ended processes.
+
+    A live process's own data file (written when it flushes, as for
+    ``contexts = test``) is left alone: its dump holds it, and it may be
+    half-written right now.
+    """
+    files = []
+    for name in data.data_files(settings):
+        match = _PID_IN_NAME.search(name[len(settings.data_file):])
+        if data.DUMP_INFIX in name or not match or int(match[1]) not in live:
+            files.append(name)
+    return files
+
+
+def take_snapshot(settings: CoverageConfig, pgid: int, reports: tuple[str, ...], *,
+                  timeout: float, out: IO[str], err: IO[str]) -> data.ReportResult:
+    """Write ``reports`` from all the processes of group ``pgid`` have executed so far."""
+    started = time.monotonic()
+    progress = None
+    if err.isatty():
+        def progress(seconds: float, waiting: list[int]) -> None:
+            err.write(f"\rservercov: waited {seconds:.0f} s of {timeout:g} for "
+                      f"{len(waiting)} server process(es) to write their data")
+            err.flush()
+    try:
+        live = request_dumps(settings, pgid, timeout=timeout, progress=progress)
+    finally:
+        if err.isatty():
+            err.write("\r\033[K")
+    seconds = time.monotonic() - started
+    result = data.combine_copies_and_report(settings, snapshot_files(settings, live), reports,
+                                            out)
+    err.write(f"servercov: snapshot of {len(live)} live server process"
+              f"{'es' if len(live) != 1 else ''} ({seconds:.2f} s to answer); combined "
+              f"{len(result.combined)} data files into {settings.data_file}\n")
+    return result
