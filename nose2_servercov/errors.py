@@ -21,3 +21,7 @@ class ServerStartError(ServercovError):
 
 class DataError(ServercovError):
     """The coverage data could not be combined or reported."""
+
+
+class ServeError(ServercovError):
+    """No ``servercov serve`` runs here, or it did not answer in time."""

@@ -1,0 +1,321 @@
+"""The ``servercov`` command: ``run``, ``serve``, ``snapshot`` and ``stop`` over the engine.
+
+A thin front end: it parses the command line, hands the work to
+:class:`~nose2_servercov.session.ServerSession` (and, for ``snapshot``, to
+:mod:`nose2_servercov.snapshot`), and is the only place where an error
+becomes a ``servercov: error:`` line and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from nose2_servercov import data, snapshot
+from nose2_servercov.config import ServerConfig, find_rcfile, load_config
+from nose2_servercov.errors import ServeError, ServercovError
+from nose2_servercov.servestate import (
+    ServeState,
+    exclusive,
+    process_start_time,
+    read_state,
+    running_serve,
+    state_path,
+)
+from nose2_servercov.session import ServerSession
+
+ERROR = 1
+FAIL_UNDER = 2
+NOT_FOUND = 127  # as a shell says of a command it cannot find
+
+EXAMPLES = {
+    None: """examples:
+  servercov run -- python -m unittest discover -s tests
+  servercov serve            # in one shell; then, from another one:
+  servercov snapshot         # reports of what the server has run so far
+  servercov stop             # final reports; serve exits 0""",
+    "run": """example:
+  servercov run -- python -m unittest discover -s tests
+  servercov run --rcfile ci/.apirc -- pytest -q tests/api
+  servercov run -- ./smoke-tests.sh     # SERVERCOV_URL holds the server's URL""",
+    "serve": """example:
+  servercov serve            # runs until Ctrl-C or `servercov stop`, then writes the reports
+  servercov serve -v --rcfile staging.apirc""",
+    "snapshot": """example:
+  servercov snapshot         # from another shell in the folder of the running serve""",
+    "stop": """example:
+  servercov stop             # the serve writes its final reports and exits 0""",
+}
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM arrived: end in the orderly way."""
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"servercov: {message}\n")
+    sys.stderr.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="servercov", formatter_class=formatter, epilog=EXAMPLES[None],
+        description="Measure the coverage of a live server while any test command, "
+                    "or a person, uses it.")
+    commands = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str, *, verbose: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text,
+                                  formatter_class=formatter, epilog=EXAMPLES[name])
+        sub.add_argument("--rcfile", metavar="FILE",
+                         help="rcfile with the [servercov] section (default: .apirc, "
+                              "else .coveragerc)")
+        if verbose:
+            sub.add_argument("-v", "--verbose", action="store_true",
+                             help="also show the server's own output")
+        return sub
+
+    run = add("run", "Start the server measured, run COMMAND with SERVERCOV_URL set, stop the "
+                     "server and report; exit with COMMAND's status.")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND...",
+                     help="the test command and its arguments")
+    add("serve", "Run the server measured in the foreground until Ctrl-C, SIGTERM or "
+                 "`servercov stop`, then write the final reports.")
+    add("snapshot", "Write the reports from what the running serve's processes have "
+                    "executed so far, without stopping any.", verbose=False)
+    add("stop", "Stop the running serve; it writes the final reports.", verbose=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``servercov`` command; return its exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else ERROR
+    handlers = {"run": _run, "serve": _serve, "snapshot": _snapshot, "stop": _stop}
+    try:
+        return handlers[args.subcommand](args)
+    except ServercovError as exc:
+        _say(f"error: {exc}")
+        return ERROR
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    return load_config(find_rcfile(args.rcfile))
+
+
+@contextlib.contextmanager
+def _on_stop_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to ``handler`` for the block; restore them after."""
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise _Stop(signum)
+
+
+def _finish(session: ServerSession) -> tuple[str | None, bool]:
+    """Stop the server, report; return (what went wrong, fail_under missed)."""
+    problem = None
+    outcome = session.stop()
+    if outcome is not None and outcome.exited_early:
+        problem = (f"the server exited with code {outcome.exit_code} before the end; what it "
+                   "executed until then is kept")
+    result = session.finish()
+    return problem, result.failed_under
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+def _command_of(args: argparse.Namespace) -> list[str]:
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise ServercovError("no command to run: servercov run [--rcfile FILE] -- COMMAND...")
+    return command
+
+
+def _wait_for_command(child: subprocess.Popen[bytes], grace: float) -> int:
+    """Wait for the command; pass SIGINT/SIGTERM on to it, then end it after ``grace``."""
+    deadline = None
+    while True:
+        try:
+            if deadline is None:
+                return child.wait()
+            return child.wait(max(deadline - time.monotonic(), 0.0))
+        except _Stop as stop:
+            signum = stop.args[0]
+            # A Ctrl-C on the terminal reached the command already (same process group).
+            if signum != signal.SIGINT or not _terminal_signals_reach(child):
+                with contextlib.suppress(ProcessLookupError):
+                    child.send_signal(signum)
+            deadline = deadline or time.monotonic() + grace
+        except subprocess.TimeoutExpired:
+            _say(f"the command was still running {grace:g} s after the signal: killed")
+            child.kill()
+            deadline = None
+
+
+def _terminal_signals_reach(child: subprocess.Popen[bytes]) -> bool:
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgid(child.pid)
+    except OSError:
+        return False
+
+
+def _exit_status(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = _command_of(args)
+    if shutil.which(command[0]) is None:
+        _say(f"error: cannot run {command[0]!r}: no such command (or not executable)")
+        return NOT_FOUND
+    session = ServerSession(_config(args), verbose=args.verbose)
+    with _on_stop_signals(_raise_stop):
+        try:
+            session.start()
+        except _Stop:
+            session.stop(quiet=True)
+            return 130
+        try:
+            child = subprocess.Popen(command, env={**os.environ, **session.test_env()})
+            code = _exit_status(_wait_for_command(child, session.config.shutdown_timeout))
+        except OSError as exc:
+            _say(f"error: cannot run {command[0]!r}: {exc.strerror or exc}")
+            code = NOT_FOUND
+        except _Stop:
+            code = 130
+        _ignore_stop_signals()
+        try:
+            problem, failed_under = _finish(session)
+        except ServercovError as exc:
+            _say(f"error: {exc}")
+            return code or ERROR
+    if problem:
+        _say(f"error: {problem}")
+        return code or ERROR
+    return FAIL_UNDER if failed_under and code == 0 else code
+
+
+def _ignore_stop_signals() -> None:
+    """Let no second Ctrl-C cut the orderly stop short: it is bounded anyway."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+# --- serve, snapshot, stop ---------------------------------------------------------------------
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    path = state_path(config.rcfile)
+    previous = read_state(path)
+    if previous is not None and previous.is_running():
+        raise ServeError(f"a servercov serve is already running for {config.rcfile} "
+                         f"(pid {previous.serve_pid}, {previous.url}); end it with: "
+                         "servercov stop")
+    if path.exists():
+        _say(f"replacing {path}: the serve that wrote it is gone")
+        path.unlink()
+    session = ServerSession(config, verbose=args.verbose, snapshots=True)
+    with _on_stop_signals(_raise_stop):
+        try:
+            url = session.start()
+        except _Stop:
+            session.stop(quiet=True)
+            return 130
+        try:
+            assert session.process is not None
+            ServeState.of_this_process(server_pgid=session.process.pid, url=url,
+                                       rcfile=config.rcfile,
+                                       data_file=session.settings.data_file).write(path)
+            _say(f"serving {url} until Ctrl-C or `servercov stop`; `servercov snapshot` "
+                 "writes the reports of what it has run so far")
+            while session.running():
+                time.sleep(0.2)
+            _say("the server command ended by itself")
+        except _Stop as stop:
+            _say(f"{signal.Signals(stop.args[0]).name}: stopping the server")
+        finally:
+            _ignore_stop_signals()
+            try:
+                # One report at a time: a snapshot may be writing right now.
+                with exclusive(path) if path.exists() else contextlib.nullcontext():
+                    problem, failed_under = _finish(session)
+            finally:
+                _remove_state(path)
+    if problem:
+        _say(f"error: {problem}")
+        return ERROR
+    return FAIL_UNDER if failed_under else 0
+
+
+def _remove_state(path: Path) -> None:
+    """Remove the state file if this process wrote it, and its folder if empty."""
+    ours = read_state(path)
+    if ours is not None and ours.serve_pid == os.getpid():
+        path.unlink()
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    config = _config(args)
+    state = running_serve(config.rcfile)
+    settings = data.server_settings(config.rcfile)
+    settings.data_file = state.data_file  # where the serve's processes write, whatever the rcfile
+    with exclusive(state_path(config.rcfile)):
+        result = snapshot.take_snapshot(settings, state.server_pgid, config.reports,
+                                        timeout=config.shutdown_timeout, out=sys.stdout,
+                                        err=sys.stderr)
+    for name, place in result.outputs:
+        if place != "terminal":
+            _say(f"{name} report: {place}")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    config = _config(args)
+    state = running_serve(config.rcfile)
+    os.kill(state.serve_pid, signal.SIGTERM)
+    # The serve may escalate through three stop steps, then combine and report.
+    timeout = 3 * config.shutdown_timeout + 60
+    started = time.monotonic()
+    next_progress = started + 1.0
+    while process_start_time(state.serve_pid) == state.serve_started:
+        waited = time.monotonic() - started
+        if waited > timeout:
+            raise ServeError(f"the serve (pid {state.serve_pid}) was still running {timeout:g} s "
+                             "after SIGTERM")
+        if sys.stderr.isatty() and time.monotonic() >= next_progress:
+            sys.stderr.write(f"\rservercov: waiting {waited:.0f} s for the serve "
+                             f"(pid {state.serve_pid}) to stop and report")
+            next_progress += 1.0
+        time.sleep(0.05)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+    if state_path(config.rcfile).exists():
+        raise ServeError(f"the serve (pid {state.serve_pid}) ended without finishing its "
+                         "reports: see its output")
+    _say(f"the serve (pid {state.serve_pid}) stopped and wrote its final reports")
+    return 0
+
