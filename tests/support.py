@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -177,3 +179,161 @@ def lines_differ(measured: dict[str, set[int]], truth: dict[str, set[int]]) -> l
 def total_lines(files: Iterable[set[int]]) -> int:
     """Count lines over files."""
     return sum(len(lines) for lines in files)
+
+
+# --- the servercov command, serve and load (tests/functional/test_cli.py, test_serve.py) ---
+
+GUNICORN_4 = """
+    command = {python} -m gunicorn -w 4 -b {host}:{port} --graceful-timeout 10 webapp:create_app()
+    ready_path = /health/
+    reports = json
+    """
+# Requests the load sends; it adds one kind after another, so that what ran
+# before a given moment is known.
+LOAD_KINDS: list[list[object]] = [
+    ["GET", "/health/", None, 200],
+    ["GET", "/items/1/", None, 200],
+    ["GET", "/items/2/", None, 200],
+    ["POST", "/echo/", {"a": 1}, 200],
+    ["GET", "/items/1000/", None, 404],
+    ["GET", "/once/a/", None, 200],
+    ["GET", "/once/b/", None, 200],
+    ["GET", "/never/", None, 200],
+    ["GET", "/missing/", None, 404],
+]
+
+
+def servercov_command(*args: str) -> list[str]:
+    """Return the argv of ``servercov ARGS`` run by this interpreter."""
+    return [sys.executable, "-m", "nose2_servercov", *args]
+
+
+def run_servercov(project: Path, *args: str, timeout: float = RUN_TIMEOUT,
+                  **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``servercov ARGS`` in ``project`` and return what it did."""
+    return subprocess.run(servercov_command(*args), cwd=project, env=python_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_serve(project: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """Start ``servercov serve`` in ``project``, in its own process group, output to serve.log."""
+    log = open(project / "serve.log", "w")  # noqa: SIM115 (the child holds it)
+    try:
+        return subprocess.Popen(servercov_command("serve", *args), cwd=project,
+                                env=python_env(**env), stdout=log, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+    finally:
+        log.close()
+
+
+def serve_state(project: Path, serve: subprocess.Popen[str], timeout: float = 60) -> dict:
+    """Wait for the running serve's state file and return it."""
+    path = project / ".servercov" / "serve.json"
+    try:
+        wait_for_file(path, process=serve, timeout=timeout)
+    except AssertionError:
+        raise AssertionError((project / "serve.log").read_text()) from None
+    return json.loads(path.read_text())
+
+
+def end_process(process: subprocess.Popen[str], timeout: float = 60) -> int:
+    """Wait for ``process`` under a deadline; kill its group if it overruns."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+        raise
+
+
+class Load:
+    """A bounded concurrent load: ``threads`` clients for at most ``seconds``.
+
+    Request kinds are taken from ``kinds`` in turn; ``unlock_every`` seconds
+    one more kind joins, so :meth:`kinds_done_before` tells what had
+    certainly run on the server before a given moment.
+    """
+
+    def __init__(self, url: str, kinds: Sequence[Sequence[object]], *, threads: int = 6,
+                 seconds: float = 4.0, unlock_every: float = 0.4,
+                 max_requests: int = 50_000) -> None:
+        import threading
+
+        self.url = urllib.parse.urlsplit(url)
+        self.kinds = [list(kind) for kind in kinds]
+        self.seconds = seconds
+        self.unlock_every = unlock_every
+        self.max_requests = max_requests
+        self.first_done: dict[int, float] = {}
+        self.sent: set[int] = set()
+        self.failures: list[str] = []
+        self.latencies: list[float] = []
+        self.count = 0
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.threads = [threading.Thread(target=self._client, args=(n,), daemon=True)
+                        for n in range(threads)]
+
+    def start(self) -> Load:
+        self.started = time.monotonic()
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def wait(self) -> None:
+        """Let the load run its course, then stop it."""
+        self.stopped.wait(max(self.started + self.seconds - time.monotonic(), 0))
+        self.stop()
+
+    def _client(self, number: int) -> None:
+        turn = number
+        while not self.stopped.is_set():
+            elapsed = time.monotonic() - self.started
+            with self.lock:
+                if elapsed > self.seconds or self.count >= self.max_requests:
+                    return
+                self.count += 1
+            unlocked = min(len(self.kinds), 1 + int(elapsed / self.unlock_every))
+            index = turn % unlocked
+            turn += 1
+            self._request(index)
+
+    def _request(self, index: int) -> None:
+        method, path, body, status = self.kinds[index]
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        sent = time.monotonic()
+        with self.lock:
+            self.sent.add(index)
+        conn = http.client.HTTPConnection(self.url.hostname, self.url.port, timeout=30)
+        try:
+            conn.request(str(method), str(path),
+                         body=json.dumps(body) if body is not None else None, headers=headers)
+            answer = conn.getresponse()
+            answer.read()
+            got: object = answer.status
+        except (OSError, http.client.HTTPException) as exc:
+            got = repr(exc)
+        finally:
+            conn.close()
+        done = time.monotonic()
+        with self.lock:
+            self.latencies.append(done - sent)
+            if got != status:
+                self.failures.append(f"{method} {path}: {got}")
+            else:
+                self.first_done.setdefault(index, done)
+
+    def kinds_done_before(self, moment: float) -> list[list[object]]:
+        """Return the request kinds that had been answered before ``moment``."""
+        with self.lock:
+            return [self.kinds[i] for i, t in sorted(self.first_done.items()) if t < moment]
+
+    def kinds_sent(self) -> list[list[object]]:
+        """Return the request kinds sent at least once."""
+        with self.lock:
+            return [self.kinds[i] for i in sorted(self.sent)]
