@@ -68,7 +68,9 @@ class _StopAfterResponse:
 
     def __init__(self, body: bytes, environ: dict[str, Any]) -> None:
         self.body = body
-        self.environ = environ
+        # A copy: uWSGI empties the request's environ once the response is sent,
+        # and a stop that cannot tell uWSGI from Werkzeug would TERM a uWSGI worker.
+        self.environ = dict(environ)
         self.sent = threading.Event()
         threading.Thread(target=self._stop, name="servercov-stop", daemon=True).start()
 
