@@ -20,7 +20,7 @@ setup(
     extras_require={
         "sample": ["flask>=2.2"],
         "uwsgi": ["uwsgi>=2.0.22"],
-        "test": [*SERVERS, "pytest>=8", "pytest-timeout", "ruff"],
+        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff"],
     },
     entry_points={"console_scripts": ["servercov = nose2_servercov.cli:main"]},
     classifiers=[
