@@ -1,0 +1,280 @@
+"""Every server, every worker, every thread: measured exactly, stopped, nothing left.
+
+Each variant runs the ``servers`` scenario for real: ``nose2 --with-servercov``
+starts the server, the scenario's test_load.py sends the mixed plan from 8
+threads (56 repetitions) and checks every answer and that every worker pid
+served traffic; then this side checks the combined data against the same
+requests replayed in-process through Flask's test client under coverage
+(lines and arcs: nothing missing, nothing extra), how the server stopped,
+that no process is left and that no per-process data file stays behind.
+
+uWSGI is never skipped: without its binary these tests fail, telling how to
+install it (it is in the ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from coverage import CoverageData
+
+from tests.support import (
+    RUN_TIMEOUT,
+    assert_no_leftovers,
+    ground_truth,
+    lines_differ,
+    make_project,
+    measured_lines,
+    plan,
+    python_env,
+    run_nose2,
+    stray_data_files,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+BIN = Path(sys.executable).parent  # the console scripts (gunicorn, uwsgi, ...) beside python
+ONCE = ["/once/a/", "/once/b/", "/once/c/", "/once/d/"]
+GUNICORN = "--bind {host}:{port} --workers 4"
+UWSGI_MASTER = ("uwsgi --master --http {host}:{port} --module app:app --processes 4 "
+                "--threads 2 --master-fifo uwsgi.fifo")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of serving the scenario app."""
+
+    command: str
+    workers: int  # processes that answer requests
+    stop_signal: str  # the signal fallback that keeps every process's data
+
+    def servercov(self, *, route: bool = True) -> str:
+        lines = [f"command = {self.command}", "ready_path = /health/",
+                 f"stop_signal = {self.stop_signal}", "shutdown_timeout = 10",
+                 "log = server.log", "reports = term"]
+        if route:
+            lines.append("shutdown_path = /servercov/shutdown/")
+        return "\n".join(lines) + "\n"
+
+
+VARIANTS = {
+    "werkzeug-threaded": Variant("{python} app.py {port}", 1, "TERM"),
+    "gunicorn-sync-script": Variant(f"gunicorn {GUNICORN} app:app", 4, "TERM"),
+    "gunicorn-sync-module": Variant(f"{{python}} -m gunicorn {GUNICORN} app:app", 4, "TERM"),
+    "gunicorn-preload": Variant(f"{{python}} -m gunicorn {GUNICORN} --preload app:app", 4,
+                                "TERM"),
+    "gunicorn-gthread": Variant(f"gunicorn {GUNICORN} --worker-class gthread --threads 2 "
+                                "app:app", 4, "TERM"),
+    # uWSGI 2.0 reloads on TERM: INT stops the master; HUP stops each master-less worker.
+    "uwsgi-master": Variant(UWSGI_MASTER, 4, "INT"),
+    "uwsgi-nomaster-ini": Variant("uwsgi --set-ph port={port} --ini uwsgi-nomaster.ini", 4,
+                                  "HUP"),
+    "waitress": Variant("waitress-serve --threads 4 --listen {host}:{port} app:app", 1, "TERM"),
+}
+SIGNAL_STOPPED = ["werkzeug-threaded", "gunicorn-sync-script", "uwsgi-master",
+                  "uwsgi-nomaster-ini", "waitress"]
+
+
+def require_servers() -> None:
+    """Fail loudly when a server program is missing: never skip one silently."""
+    for program in ("gunicorn", "uwsgi", "waitress-serve"):
+        assert (BIN / program).exists(), (
+            f"{program} is not installed beside {sys.executable}: install the test extra "
+            "(pip install -e '.[test]'; uWSGI builds from source and needs a C compiler)")
+
+
+def server_path() -> str:
+    return f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def measured_arcs(data_file: Path, source: Path) -> dict[str, set[tuple[int, int]]]:
+    """Return {file name relative to ``source``: arcs} recorded in ``data_file``."""
+    data = CoverageData(str(data_file))
+    data.read()
+    return {str(Path(name).relative_to(source)): set(data.arcs(name) or ())
+            for name in data.measured_files() if Path(name).is_relative_to(source)}
+
+
+@dataclass
+class Outcome:
+    """What one run did, for the assertions and the table in the issue note."""
+
+    step: str
+    stop_seconds: float
+    data_files: int
+    load: dict
+    lines: int
+    truth_lines: int
+    arcs: int
+    truth_arcs: int
+
+
+def run_variant(tmp_path: Path, name: str, *, route: bool = True, kill: bool = False,
+                runner: str = "nose2") -> tuple[Path, Outcome, str]:
+    """Run the scenario under ``name`` and return the project, the outcome, the output."""
+    require_servers()
+    variant = VARIANTS[name]
+    project = make_project(tmp_path, "servers", servercov=variant.servercov(route=route))
+    env = {"PATH": server_path(), "LOAD_WORKERS": str(variant.workers)}
+    if kill:
+        env["LOAD_KILL"] = "1"
+    if runner == "nose2":
+        run = run_nose2(project, **env)
+    else:
+        run = subprocess.run(
+            [sys.executable, "-m", "nose2_servercov", "run", "--", sys.executable, "-m",
+             "nose2", "-v"], cwd=project, env=python_env(**env), capture_output=True,
+            text=True, timeout=RUN_TIMEOUT)
+    output = run.stderr
+    assert run.returncode == 0, output + "\n" + tail(project / "server.log")
+    stopped = re.search(r"^servercov: server stopped by (\S+) in ([\d.]+) s$", output, re.M)
+    combined = re.search(r"^servercov: combined (\d+) data files? into", output, re.M)
+    assert stopped and combined, output
+    load = json.loads((project / "load.json").read_text())
+    return project, Outcome(stopped[1], float(stopped[2]), int(combined[1]), load,
+                            0, 0, 0, 0), output
+
+
+def tail(log: Path, lines: int = 40) -> str:
+    if not log.exists():
+        return "(no server log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def compare_with_ground_truth(project: Path, outcome: Outcome, requests: list,
+                              may_miss: list | None = None) -> None:
+    """Assert measured == the requests replayed in-process, lines and arcs.
+
+    ``may_miss``: requests whose lines may be absent (and only those lines).
+    """
+    source = project / "webapp"
+    truth = ground_truth(project, requests)
+    truth_arcs = measured_arcs(project / ".truth", source)
+    lines = measured_lines(project / ".coverage", source)
+    arcs = measured_arcs(project / ".coverage", source)
+    assert truth, "the ground truth recorded nothing"
+    if may_miss:
+        kept = ground_truth(project, [r for r in requests if r not in may_miss])
+        kept_arcs = measured_arcs(project / ".truth", source)
+        # Everything requested from a process that lived on is there, nothing invented.
+        for name in set(truth) | set(lines):
+            got, must, can = lines.get(name, set()), kept.get(name, set()), truth.get(name, set())
+            assert must <= got, f"{name}: missing lines {sorted(must - got)}"
+            assert got <= can, f"{name}: extra lines {sorted(got - can)}"
+            got, must, can = (arcs.get(name, set()), kept_arcs.get(name, set()),
+                              truth_arcs.get(name, set()))
+            assert must <= got, f"{name}: missing arcs {sorted(must - got)}"
+            assert got <= can, f"{name}: extra arcs {sorted(got - can)}"
+    else:
+        assert lines_differ(lines, truth) == []
+        assert arcs == truth_arcs
+    outcome.lines = sum(len(v) for v in lines.values())
+    outcome.truth_lines = sum(len(v) for v in truth.values())
+    outcome.arcs = sum(len(v) for v in arcs.values())
+    outcome.truth_arcs = sum(len(v) for v in truth_arcs.values())
+
+
+def record(name: str, how: str, outcome: Outcome) -> None:
+    """Append the outcome to $SERVERS_TABLE (a JSON-lines file), when it is set."""
+    table = os.environ.get("SERVERS_TABLE")
+    if table:
+        with open(table, "a") as f:
+            f.write(json.dumps({"variant": name, "how": how, **outcome.__dict__}) + "\n")
+
+
+def check_clean_end(project: Path) -> None:
+    assert stray_data_files(project) == []
+    assert_no_leftovers(project)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_every_worker_and_thread_is_measured_exactly(tmp_path, name):
+    project, outcome, output = run_variant(tmp_path, name)
+    assert outcome.step == "shutdown_path", output
+    assert outcome.load["problems"] == []
+    assert len(outcome.load["pids"]) == VARIANTS[name].workers
+    compare_with_ground_truth(project, outcome, plan(project) + [["GET", p, None, 200]
+                                                                  for p in ONCE])
+    check_clean_end(project)
+    record(name, "shutdown_path", outcome)
+
+
+@pytest.mark.parametrize("name", SIGNAL_STOPPED)
+def test_the_stop_signal_alone_keeps_every_process_data(tmp_path, name):
+    project, outcome, output = run_variant(tmp_path, name, route=False)
+    assert outcome.step == f"SIG{VARIANTS[name].stop_signal}", output
+    compare_with_ground_truth(project, outcome, plan(project) + [["GET", p, None, 200]
+                                                                  for p in ONCE])
+    check_clean_end(project)
+    record(name, outcome.step, outcome)
+
+
+@pytest.mark.parametrize("name", ["gunicorn-sync-script", "uwsgi-master"])
+def test_a_worker_killed_mid_run_loses_only_its_own_data(tmp_path, name):
+    """SIGKILL the worker that answered /once/a/; the others and its successor keep theirs.
+
+    What is requested after the kill (the whole plan again and /after/kill/) must
+    be there, and so must each one-off request answered by a surviving worker.
+    /once/a/ ran only in the killed worker, which never saved: its lines are gone,
+    which proves the kill really lost that worker's data.
+    """
+    project, outcome, output = run_variant(tmp_path, name, kill=True)
+    load = outcome.load
+    assert outcome.step == "shutdown_path", output
+    assert load["victim"] not in load["after_kill"]
+    assert load["respawned"] in load["after_kill"]
+    lost = [["GET", path, None, 200] for path, pid in load["one_off"].items()
+            if pid == load["victim"]]
+    assert ["GET", "/once/a/", None, 200] in lost
+    requests = plan(project) + [["GET", p, None, 200] for p in [*ONCE, "/after/kill/"]]
+    compare_with_ground_truth(project, outcome, requests, may_miss=lost)
+    source = (project / "webapp" / "__init__.py").read_text().splitlines()
+    once_a = source.index('        return jsonify(once="a", pid=os.getpid())') + 1
+    assert once_a not in measured_lines(project / ".coverage", project / "webapp")[
+        "__init__.py"]
+    # The respawned worker saved too: one data file per process alive at the stop,
+    # as many as without a kill.
+    assert outcome.data_files == expected_data_files(name)
+    check_clean_end(project)
+    record(name, "kill+" + outcome.step, outcome)
+
+
+def expected_data_files(name: str) -> int:
+    """Return how many processes save data when ``name`` stops with 4 workers alive."""
+    return {"gunicorn-sync-script": 5, "uwsgi-master": 4}[name]  # gunicorn's arbiter saves too
+
+
+def test_servercov_run_measures_gunicorn_exactly(tmp_path):
+    if importlib.util.find_spec("nose2_servercov.cli") is None:
+        pytest.skip("nose2_servercov/cli.py (servercov run) does not exist yet")
+    project, outcome, output = run_variant(tmp_path, "gunicorn-sync-module", runner="run")
+    assert outcome.step == "shutdown_path", output
+    assert len(outcome.load["pids"]) == 4
+    compare_with_ground_truth(project, outcome, plan(project) + [["GET", p, None, 200]
+                                                                  for p in ONCE])
+    check_clean_end(project)
+    record("gunicorn-sync-module", "servercov run", outcome)
+
+
+def test_uwsgi_is_installed_by_the_test_extra():
+    """The project's own files install uWSGI for the tests (it is never skipped)."""
+    setup = (Path(__file__).resolve().parents[2] / "setup.py").read_text()
+    test_extra = re.search(r'"test": \[(.*?)\]', setup)
+    assert test_extra and '"uwsgi' in test_extra[1]
+    assert shutil.which("uwsgi", path=str(BIN)), "uwsgi is missing: pip install -e '.[test]'"
+
+
+def test_the_scenario_app_holds_no_server_specific_code():
+    """The measured source must not depend on the server that runs it."""
+    webapp = Path(__file__).parent / "scenarios" / "servers" / "webapp"
+    code = "\n".join(p.read_text() for p in webapp.rglob("*.py"))
+    assert not re.search(r"import (uwsgi|gunicorn|waitress)|uwsgi\.|SERVER_SOFTWARE", code)
