@@ -37,8 +37,11 @@ def _answered(control: Path, pid: int) -> int | None:
 
 
 def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
-                  progress: Callable[[float, list[int]], None] | None = None) -> list[int]:
-    """Ask every measured process of group ``pgid`` for a dump; return the pids that answered.
+                  progress: Callable[[float, list[int]], None] | None = None,
+                  ) -> tuple[list[int], list[int]]:
+    """Ask every measured process of group ``pgid`` for a dump.
+
+    Return the pids that answered and the live ones that never registered.
 
     A process registers (``ack.<pid>`` = 0) before it serves anything, so a
     process not registered has executed nothing to wait for (a shell, say).
@@ -55,11 +58,11 @@ def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
     started = time.monotonic()
     next_progress = started + 1.0
     while True:
-        measured = {pid: _answered(control, pid) for pid in group_members(pgid)}
-        measured = {pid: answer for pid, answer in measured.items() if answer is not None}
+        members = {pid: _answered(control, pid) for pid in group_members(pgid)}
+        measured = {pid: answer for pid, answer in members.items() if answer is not None}
         waiting = sorted(pid for pid, answer in measured.items() if answer < generation)
         if not waiting:
-            return sorted(measured)
+            return sorted(measured), sorted(set(members) - set(measured))
         elapsed = time.monotonic() - started
         if elapsed > timeout:
             raise ServeError(f"server processes {waiting} did not write their coverage data "
@@ -96,7 +99,7 @@ def take_snapshot(settings: CoverageConfig, pgid: int, reports: tuple[str, ...],
                       f"{len(waiting)} server process(es) to write their data")
             err.flush()
     try:
-        live = request_dumps(settings, pgid, timeout=timeout, progress=progress)
+        live, silent = request_dumps(settings, pgid, timeout=timeout, progress=progress)
     finally:
         if err.isatty():
             err.write("\r\033[K")
@@ -106,4 +109,9 @@ def take_snapshot(settings: CoverageConfig, pgid: int, reports: tuple[str, ...],
     err.write(f"servercov: snapshot of {len(live)} live server process"
               f"{'es' if len(live) != 1 else ''} ({seconds:.2f} s to answer); combined "
               f"{len(result.combined)} data files into {settings.data_file}\n")
+    if silent:
+        err.write(f"servercov: warning: server processes {silent} do not answer snapshots "
+                  "(not Python, or forked without Python's fork hooks: uWSGI needs "
+                  "py-call-osafterfork and enable-threads); what they ran since they "
+                  "started is missing\n")
     return result

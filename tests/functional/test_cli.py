@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -16,9 +18,12 @@ from tests.support import (
     make_project,
     measured_lines,
     plan,
+    python_env,
     run_servercov,
+    servercov_command,
     servercov_lines,
     stray_data_files,
+    wait_for_file,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -152,6 +157,25 @@ def test_the_console_script_is_the_same_command(tmp_path):
     script = os.path.join(os.path.dirname(sys.executable), "servercov")
     if not os.path.exists(script):
         pytest.skip("the package is not installed with its console script")
-    import subprocess
     run = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "servercov run" in run.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_run_ends_the_command_and_stops_the_server_in_order(tmp_path, sig):
+    project = make_project(tmp_path)
+    runner = subprocess.Popen(
+        servercov_command("run", "--", sys.executable, "-m", "unittest"), cwd=project,
+        env=python_env(SCENARIO="wait"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        wait_for_file(project / "waiting", process=runner)
+        runner.send_signal(sig)  # to servercov alone: it passes the signal on
+        output, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode != 0
+    assert "server stopped by shutdown_path" in output
+    check_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
+    check_clean(project)
