@@ -76,6 +76,8 @@ VARIANTS = {
                                 "app:app", 4, "TERM"),
     # uWSGI 2.0 reloads on TERM: INT stops the master; HUP stops each master-less worker.
     "uwsgi-master": Variant(UWSGI_MASTER, 4, "INT"),
+    # Python's fork hooks on: coverage restarts in each worker, the master's data is saved apart.
+    "uwsgi-master-osafterfork": Variant(UWSGI_MASTER + " --py-call-osafterfork", 4, "INT"),
     "uwsgi-nomaster-ini": Variant("uwsgi --set-ph port={port} --ini uwsgi-nomaster.ini", 4,
                                   "HUP"),
     "waitress": Variant("waitress-serve --threads 4 --listen {host}:{port} app:app", 1, "TERM"),

@@ -132,8 +132,10 @@ class LoadTest(unittest.TestCase):
             record.update(pids=sorted(first | second), before_kill=sorted(first),
                           after_kill=sorted(second | {respawned}), victim=victim,
                           respawned=respawned)
-            seen = second | {respawned}
             self.assertNotIn(victim, second, "the killed worker answered after its death")
+            self.assertEqual(len(first), workers, f"pids before the kill: {sorted(first)}")
+            seen = first | second | {respawned}
+            workers += 1  # the victim and its successor
         record.update(one_off=load.one_off, sent=load.sent, problems=load.problems,
                       threads=len(load.threads))
         (HERE / "load.json").write_text(json.dumps(record, indent=1))
