@@ -35,3 +35,28 @@ def test_a_missing_or_wrong_token_is_forbidden(monkeypatch):
     assert call(wrapped, "/0.0/shutdown/")[0] == "403 Forbidden"
     assert call(wrapped, "/0.0/shutdown", token="s3cre")[0] == "403 Forbidden"
     assert call(wrapped, "/0.0/other/", token="s3cret") == ("404 Not Found", b"the app's own 404")
+
+
+def test_the_stop_sees_the_server_even_after_the_environ_is_emptied(monkeypatch):
+    """uWSGI clears the request's environ once the response is sent: the stop keeps a copy."""
+    import threading
+
+    from nose2_servercov import wsgi
+
+    stopped = threading.Event()
+    seen = {}
+
+    def fake_stop(environ):
+        seen.update(environ)
+        stopped.set()
+
+    monkeypatch.setattr(wsgi, "stop_server", fake_stop)
+    environ = {"PATH_INFO": "/servercov/shutdown/", "SCRIPT_NAME": "",
+               "REQUEST_METHOD": "POST", "HTTP_X_SERVERCOV_TOKEN": "s3cret",
+               "uwsgi.version": b"2.0.31"}
+    body = ServercovMiddleware(app, token="s3cret")(environ, lambda status, headers: None)
+    assert b"".join(body) == b'{"status": "stopping"}'
+    environ.clear()  # what uWSGI does before the stop thread runs
+    body.close()
+    assert stopped.wait(5)
+    assert seen["uwsgi.version"] == b"2.0.31"
