@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from typing import IO
 from nose2_servercov.errors import ServerStartError
 
 TAIL_LINES = 30
+REFUSED_GRACE = 0.5  # seconds a server that refused the shutdown call may take to end
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,13 @@ class ServerProcess:
             refused = action()
             if refused:
                 notes.append(f"{name}: {refused}")
+                # A server that refuses may be exiting by itself (it crashed while the
+                # tests ran): see it end on its own before signalling over it.
+                if self._wait_gone(min(timeout, REFUSED_GRACE)):
+                    early = self._popen.poll()
+                    notes.append(f"the server had exited with code {early} before the stop")
+                    step = "already exited"
+                    break
                 continue
             if self._wait_gone(timeout):
                 break
@@ -241,7 +248,3 @@ class ServerProcess:
                            self._popen.poll() if early is None else early,
                            exited_early=early is not None)
 
-
-def python_executable() -> str:
-    """Return the interpreter that runs us, the value of the ``{python}`` placeholder."""
-    return sys.executable
