@@ -352,3 +352,12 @@ def test_a_long_wait_shows_progress_on_a_terminal(tmp_path):
     assert runner.returncode == 0
     assert b"servercov: waiting 1 s of 30 for http://127.0.0.1:" in shown
     assert b"servercov: server started" in shown
+
+
+def test_verbose_runs_show_the_server_output(tmp_path):
+    project = make_project(tmp_path)
+    quiet, verbose = run_nose2(project), run_nose2(project, "-v")
+    assert quiet.returncode == verbose.returncode == 0
+    assert "server: " not in quiet.stderr
+    assert any(line.startswith("server: ") and "GET /health/" in line
+               for line in verbose.stderr.splitlines())
