@@ -194,17 +194,17 @@ def _run(args: argparse.Namespace) -> int:
     with _on_stop_signals(_raise_stop):
         try:
             session.start()
-        except _Stop:
+        except _Stop as stop:
             session.stop(quiet=True)
-            return 130
+            return 128 + stop.args[0]
         try:
             child = subprocess.Popen(command, env={**os.environ, **session.test_env()})
             code = _exit_status(_wait_for_command(child, session.config.shutdown_timeout))
         except OSError as exc:
             _say(f"error: cannot run {command[0]!r}: {exc.strerror or exc}")
             code = NOT_FOUND
-        except _Stop:
-            code = 130
+        except _Stop as stop:  # between the start and the command's
+            code = 128 + stop.args[0]
         _ignore_stop_signals()
         try:
             problem, failed_under = _finish(session)
@@ -240,9 +240,9 @@ def _serve(args: argparse.Namespace) -> int:
     with _on_stop_signals(_raise_stop):
         try:
             url = session.start()
-        except _Stop:
+        except _Stop as stop:
             session.stop(quiet=True)
-            return 130
+            return 128 + stop.args[0]
         try:
             assert session.process is not None
             ServeState.of_this_process(server_pgid=session.process.pid, url=url,

@@ -179,3 +179,19 @@ def test_a_signal_to_run_ends_the_command_and_stops_the_server_in_order(tmp_path
     assert "server stopped by shutdown_path" in output
     check_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
     check_clean(project)
+
+
+def test_run_with_autosave_is_exact_and_leaves_no_dump_behind(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} serve.py {port}
+        ready_path = /health/
+        shutdown_path = /servercov/shutdown/
+        autosave = 0.2
+        reports = json
+        """)
+    test_then_idle = f"{sys.executable} -m unittest && sleep 1"  # time for a few autosaves
+    run = run_servercov(project, "run", "--", "sh", "-c", test_then_idle)
+    assert run.returncode == 0, run.stderr
+    assert "combined 2 data files" in run.stderr  # the process's own, and its autosave dump
+    check_exact(project, plan(project))
+    check_clean(project)
