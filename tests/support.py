@@ -176,6 +176,15 @@ def lines_differ(measured: dict[str, set[int]], truth: dict[str, set[int]]) -> l
     return problems
 
 
+def assert_exact(project: Path, requests: Sequence[Sequence[object]]) -> dict[str, set[int]]:
+    """Assert the combined data holds exactly the lines ``requests`` ran in-process."""
+    measured = measured_lines(project / ".coverage", project / "webapp")
+    truth = ground_truth(project, requests)
+    assert truth, "the ground truth recorded nothing"
+    assert lines_differ(measured, truth) == []
+    return measured
+
+
 def total_lines(files: Iterable[set[int]]) -> int:
     """Count lines over files."""
     return sum(len(lines) for lines in files)

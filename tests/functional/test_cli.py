@@ -12,11 +12,9 @@ import sys
 import pytest
 
 from tests.support import (
+    assert_exact,
     assert_no_leftovers,
-    ground_truth,
-    lines_differ,
     make_project,
-    measured_lines,
     plan,
     python_env,
     run_servercov,
@@ -42,13 +40,6 @@ test "$(curl -s -o /dev/null -w '%{http_code}' "$SERVERCOV_URL/missing/")" = 404
 """
 
 
-def check_exact(project, requests):
-    measured = measured_lines(project / ".coverage", project / "webapp")
-    truth = ground_truth(project, requests)
-    assert truth, "the ground truth recorded nothing"
-    assert lines_differ(measured, truth) == []
-
-
 def check_clean(project):
     assert stray_data_files(project) == []
     assert not (project / ".servercov").exists()
@@ -65,7 +56,7 @@ def test_run_with_a_passing_suite(tmp_path):
     assert "Ran 2 tests" in run.stderr and "OK" in run.stderr
     assert "webapp/__init__.py" in run.stdout  # the term-missing report
     assert (project / "htmlcov" / "index.html").exists()
-    check_exact(project, plan(project))
+    assert_exact(project, plan(project))
     check_clean(project)
 
 
@@ -76,7 +67,7 @@ def test_run_with_a_failing_suite_exits_1_and_still_reports_everything(tmp_path)
     assert run.returncode == 1
     assert "this test fails on purpose" in run.stderr
     assert (project / "htmlcov" / "index.html").exists()
-    check_exact(project, plan(project))
+    assert_exact(project, plan(project))
     check_clean(project)
 
 
@@ -119,7 +110,7 @@ def test_run_works_with_any_test_command(tmp_path, runner):
         command = ["./smoke.sh"]  # the same requests as the plan
     run = run_servercov(project, "run", "--", *command)
     assert run.returncode == 0, run.stdout + run.stderr
-    check_exact(project, requests)
+    assert_exact(project, requests)
     check_clean(project)
 
 
@@ -177,7 +168,7 @@ def test_a_signal_to_run_ends_the_command_and_stops_the_server_in_order(tmp_path
             runner.kill()
     assert runner.returncode != 0
     assert "server stopped by shutdown_path" in output
-    check_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
+    assert_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
     check_clean(project)
 
 
@@ -193,5 +184,5 @@ def test_run_with_autosave_is_exact_and_leaves_no_dump_behind(tmp_path):
     run = run_servercov(project, "run", "--", "sh", "-c", test_then_idle)
     assert run.returncode == 0, run.stderr
     assert "combined 2 data files" in run.stderr  # the process's own, and its autosave dump
-    check_exact(project, plan(project))
+    assert_exact(project, plan(project))
     check_clean(project)

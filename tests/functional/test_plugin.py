@@ -12,9 +12,9 @@ from coverage import CoverageData
 
 from tests.support import (
     ListeningSocket,
+    assert_exact,
     assert_no_leftovers,
     ground_truth,
-    lines_differ,
     make_project,
     measured_lines,
     plan,
@@ -29,15 +29,6 @@ from tests.support import (
 pytestmark = pytest.mark.timeout(180)
 
 
-def check_exact(project, requests):
-    """Assert the combined data holds exactly the lines the requests executed."""
-    measured = measured_lines(project / ".coverage", project / "webapp")
-    truth = ground_truth(project, requests)
-    assert truth, "the ground truth recorded nothing"
-    assert lines_differ(measured, truth) == []
-    return measured
-
-
 def test_a_passing_run_measures_exactly_what_the_requests_ran(tmp_path):
     project = make_project(tmp_path)
     run = run_nose2(project)
@@ -45,7 +36,7 @@ def test_a_passing_run_measures_exactly_what_the_requests_ran(tmp_path):
     lines = servercov_lines(run.stderr)
     assert lines[0].startswith("servercov: server started: pid ")
     assert "server stopped by shutdown_path" in lines[1]
-    check_exact(project, plan(project))
+    assert_exact(project, plan(project))
     assert (project / "htmlcov" / "index.html").exists()
     assert json.loads((project / "coverage.json").read_text())["totals"]["covered_lines"] > 0
     assert "webapp/__init__.py" in run.stdout  # the term-missing report
@@ -59,7 +50,7 @@ def test_a_failing_test_still_reports_and_fails_the_run(tmp_path):
     assert run.returncode == 1
     assert "this test fails on purpose" in run.stderr
     assert (project / "htmlcov" / "index.html").exists()
-    check_exact(project, plan(project))
+    assert_exact(project, plan(project))
     assert_no_leftovers(project)
 
 
@@ -71,7 +62,7 @@ def test_stale_data_files_never_leak_into_the_report(tmp_path):
     (project / ".truth").rename(project / ".coverage.oldhost.1234.567890")
     run = run_nose2(project)
     assert run.returncode == 0, run.stderr
-    check_exact(project, plan(project))
+    assert_exact(project, plan(project))
 
 
 def test_shutdown_path_answering_404_falls_back_to_the_signal_and_keeps_the_data(tmp_path):
@@ -85,7 +76,7 @@ def test_shutdown_path_answering_404_falls_back_to_the_signal_and_keeps_the_data
     assert run.returncode == 0, run.stderr
     assert "/no/such/route/ answered 404" in run.stderr
     assert "server stopped by SIGTERM" in run.stderr
-    check_exact(project, plan(project))
+    assert_exact(project, plan(project))
     assert_no_leftovers(project)
 
 
@@ -97,7 +88,7 @@ def test_a_server_without_shutdown_path_is_stopped_by_signal(tmp_path):
     run = run_nose2(project)
     assert run.returncode == 0, run.stderr
     assert "server stopped by SIGTERM" in run.stderr
-    check_exact(project, plan(project))
+    assert_exact(project, plan(project))
     assert_no_leftovers(project)
 
 
@@ -122,7 +113,7 @@ def test_a_server_crashing_mid_run_fails_the_run_and_keeps_what_it_ran(tmp_path)
     assert run.returncode == 1
     assert "the server exited with code 7 while the tests ran" in run.stderr
     requests = [*plan(project), ["GET", "/once/b/", None, 200], ["GET", "/crash/", None, 500]]
-    check_exact(project, requests)
+    assert_exact(project, requests)
     assert_no_leftovers(project)
 
 
@@ -139,7 +130,7 @@ def test_interrupting_the_run_stops_the_server_and_keeps_the_data(tmp_path, sig)
             runner.kill()
     assert runner.returncode != 0
     assert "server stopped by shutdown_path" in output
-    check_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
+    assert_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
     assert_no_leftovers(project)
 
 
@@ -276,7 +267,7 @@ def test_contexts_test_records_lines_under_the_test_that_sent_the_request(tmp_pa
         """)
     run = run_nose2(project, SCENARIO="once")
     assert run.returncode == 0, run.stderr
-    check_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
+    assert_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
     data = CoverageData(str(project / ".coverage"))
     data.read()
     source = (project / "webapp" / "__init__.py").read_text().splitlines()
@@ -297,7 +288,7 @@ def test_a_runner_measured_by_coverage_run_is_combined_too(tmp_path):
         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "saved the test runner's own coverage data" in run.stderr
-    check_exact(project, [*plan(project), ["GET", "/never/", None, 200]])
+    assert_exact(project, [*plan(project), ["GET", "/never/", None, 200]])
     # `coverage run` saves once more as it ends, after the plugin: an empty file.
     for name in stray_data_files(project):
         leftover = CoverageData(str(project / name))
@@ -323,7 +314,7 @@ def test_cwd_env_and_log_keys(tmp_path):
     assert "GET /health/" in log  # Werkzeug's request log
     assert not (project / "srv" / ".coverage").exists()
     assert (project / "htmlcov" / "index.html").exists()  # relative to the rcfile, not cwd
-    check_exact(project, plan(project))
+    assert_exact(project, plan(project))
 
 
 def test_a_long_wait_shows_progress_on_a_terminal(tmp_path):
