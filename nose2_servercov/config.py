@@ -33,10 +33,6 @@ def _text(value: str) -> str:
     return value.strip()
 
 
-def _optional_text(value: str) -> str | None:
-    return value.strip() or None
-
-
 def _command(value: str) -> list[str]:
     try:
         words = shlex.split(value)

@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from coverage import CoverageData
@@ -183,11 +183,6 @@ def assert_exact(project: Path, requests: Sequence[Sequence[object]]) -> dict[st
     assert truth, "the ground truth recorded nothing"
     assert lines_differ(measured, truth) == []
     return measured
-
-
-def total_lines(files: Iterable[set[int]]) -> int:
-    """Count lines over files."""
-    return sum(len(lines) for lines in files)
 
 
 # --- the servercov command, serve and load (tests/functional/test_cli.py, test_serve.py) ---
