@@ -36,6 +36,17 @@ class StopOutcome:
     exited_early: bool = False
 
 
+def proc_stat(pid: int | str) -> list[bytes] | None:
+    """Return the fields of ``/proc/<pid>/stat`` after the command name, None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    return stat[stat.rfind(b")") + 2:].split()
+
+
 def group_members(pgid: int) -> list[int]:
     """Return the live (non-zombie) processes of process group ``pgid``."""
     if not os.path.isdir("/proc/self"):
@@ -46,16 +57,8 @@ def group_members(pgid: int) -> list[int]:
         return [pgid]
     members = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: split after the last ')'.
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if fields[0] != b"Z" and int(fields[2]) == pgid:
+        fields = proc_stat(entry) if entry.isdigit() else None
+        if fields and fields[0] != b"Z" and int(fields[2]) == pgid:
             members.append(int(entry))
     return members
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nose2_servercov.errors import ServeError
+from nose2_servercov.process import proc_stat
 
 STATE_FILE = Path(".servercov") / "serve.json"
 
@@ -30,14 +31,8 @@ def state_path(rcfile: Path) -> Path:
 
 def process_start_time(pid: int) -> int | None:
     """Return when ``pid`` started (clock ticks since boot), None if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rfind(b")") + 2:].split()
-    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+    fields = proc_stat(pid)
+    return None if fields is None or fields[0] in (b"Z", b"X") else int(fields[19])
 
 
 @dataclass(frozen=True)
