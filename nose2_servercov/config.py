@@ -15,6 +15,7 @@ import re
 import shlex
 import signal
 import string
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,10 @@ from typing import Any
 from nose2_servercov.errors import ConfigError
 
 SECTION = "servercov"
-DEFAULT_RCFILES = (".apirc", ".coveragerc")
+# Searched in this order, as coverage searches its own config files (.apirc first).
+DEFAULT_RCFILES = (".apirc", ".coveragerc", "setup.cfg", "tox.ini", "pyproject.toml")
+PREFIXED_RCFILES = ("setup.cfg", "tox.ini")  # sections named [coverage:...], as coverage's
+LINE_KEYS = ("env", "remotes")  # keys whose TOML list items become one line each
 PLACEHOLDERS = ("python", "host", "port", "url")
 REPORTS = ("term", "term-missing", "html", "xml", "json", "lcov")
 CONTEXTS = ("off", "test")
@@ -199,9 +203,108 @@ class ServerConfig:
         return self.rcfile.parent
 
 
+def section_name(rcfile: Path) -> str:
+    """Return how the servercov section is spelled in ``rcfile``, as coverage spells its own.
+
+    coverage reads ``[tool.coverage.run]`` in pyproject.toml and ``[coverage:run]``
+    in setup.cfg and tox.ini; the servercov section sits beside them.
+    """
+    if rcfile.suffix == ".toml":
+        return f"tool.{SECTION}"
+    if rcfile.name in PREFIXED_RCFILES:
+        return f"coverage:{SECTION}"
+    return SECTION
+
+
+def _toml_module() -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+        return tomllib
+    else:  # what coverage itself reads TOML with before 3.11 (coverage[toml])
+        try:
+            import tomli
+        except ImportError:
+            raise ConfigError("reading pyproject.toml on Python 3.10 needs tomli: "
+                              "pip install 'coverage[toml]'") from None
+        return tomli
+
+
+def _toml_text(name: str, value: Any) -> str:
+    """Return a TOML value as the string the key table parses."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        items = [str(v) for v in value]
+        if name == "command":
+            return shlex.join(items)
+        return "\n".join(items) if name in LINE_KEYS else ", ".join(items)
+    if isinstance(value, dict) and name in ("env",):
+        return "\n".join(f"{k} = {v}" for k, v in value.items())
+    raise ValueError(type(value).__name__)
+
+
+def _read_toml_section(rcfile: Path) -> dict[str, str] | None:
+    toml = _toml_module()
+    try:
+        with open(rcfile, "rb") as f:
+            document = toml.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{rcfile}: cannot be read: {exc.strerror or exc}") from None
+    except (toml.TOMLDecodeError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{rcfile}: cannot be read as TOML: {first}") from None
+    table = document.get("tool", {}).get(SECTION)
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{rcfile}: [tool.{SECTION}]: expected a table of keys")
+    raw = {}
+    for name, value in table.items():
+        try:
+            raw[name] = _toml_text(name, value)
+        except ValueError:
+            raise ConfigError(f"{rcfile}: [tool.{SECTION}] {name}: expected a string, number, "
+                              f"boolean or list, got a TOML {type(value).__name__}") from None
+    return raw
+
+
+def _read_ini_section(rcfile: Path) -> dict[str, str] | None:
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        with open(rcfile, encoding="utf-8") as f:
+            parser.read_file(f)
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{rcfile}: cannot be read as an ini file: {first}") from None
+    for name in dict.fromkeys([section_name(rcfile), SECTION]):
+        if parser.has_section(name):
+            return dict(parser.items(name))
+    return None
+
+
+def servercov_section(rcfile: Path) -> dict[str, str] | None:
+    """Return the raw servercov key/value strings of ``rcfile``, None if it has no section."""
+    if rcfile.suffix == ".toml":
+        return _read_toml_section(rcfile)
+    return _read_ini_section(rcfile)
+
+
+def read_section(rcfile: Path) -> dict[str, str]:
+    """Return the raw ``[servercov]`` key/value strings of ``rcfile`` (empty if none)."""
+    return servercov_section(rcfile) or {}
+
+
 def find_rcfile(explicit: str | os.PathLike[str] | None = None, *,
-                start: Path | None = None) -> Path:
-    """Return the rcfile to use: the one named, else ``.apirc``, else ``.coveragerc``."""
+                start: Path | None = None, flag: str = "--rcfile") -> Path:
+    """Return the rcfile to use: the one named, else the first found with a servercov section.
+
+    The search order is coverage's own for its config files, with ``.apirc``
+    first: ``.apirc``, ``.coveragerc``, ``setup.cfg``, ``tox.ini``,
+    ``pyproject.toml``, in ``start`` (the current folder).  ``flag`` is how the
+    front end in use names the option, for the message when nothing is found.
+    """
     start = start or Path.cwd()
     if explicit:
         path = (start / explicit).resolve()
@@ -210,38 +313,28 @@ def find_rcfile(explicit: str | os.PathLike[str] | None = None, *,
                               f"config file with a [{SECTION}] section)")
         return path
     for name in DEFAULT_RCFILES:
-        if (start / name).is_file():
-            return (start / name).resolve()
-    raise ConfigError(f"{start}: no rcfile: expected {' or '.join(DEFAULT_RCFILES)} "
-                      f"with a [{SECTION}] section, or name one with --rcfile")
+        path = start / name
+        if path.is_file() and servercov_section(path) is not None:
+            return path.resolve()
+    raise ConfigError(
+        f"{start}: no rcfile: none of {', '.join(DEFAULT_RCFILES)} here has a servercov "
+        f"section ([{SECTION}]; [coverage:{SECTION}] in setup.cfg or tox.ini; "
+        f"[tool.{SECTION}] in pyproject.toml): add one, or name the file with {flag} FILE")
 
 
-def read_section(rcfile: Path) -> dict[str, str]:
-    """Return the raw ``[servercov]`` key/value strings of ``rcfile``."""
-    parser = configparser.RawConfigParser(strict=False)
-    try:
-        with open(rcfile, encoding="utf-8") as f:
-            parser.read_file(f)
-    except (OSError, configparser.Error) as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"{rcfile}: cannot be read as an ini file: {first}") from None
-    if not parser.has_section(SECTION):
-        return {}
-    return dict(parser.items(SECTION))
-
-
-def parse_values(raw: Mapping[str, str], *, origin: str) -> dict[str, Any]:
+def parse_values(raw: Mapping[str, str], *, origin: str,
+                 section: str = SECTION) -> dict[str, Any]:
     """Parse raw strings by the key table; refuse unknown keys and bad values."""
     values: dict[str, Any] = {}
     for name, text in raw.items():
         key = KEYS_BY_NAME.get(name.replace("-", "_"))
         if key is None:
-            raise ConfigError(f"{origin}: [{SECTION}] {name}: unknown key "
+            raise ConfigError(f"{origin}: [{section}] {name}: unknown key "
                               f"(expected one of: {', '.join(KEYS_BY_NAME)})")
         try:
             values[key.name] = key.parse(text)
         except ValueError as exc:
-            raise ConfigError(f"{origin}: [{SECTION}] {key.name}: expected {exc}, "
+            raise ConfigError(f"{origin}: [{section}] {key.name}: expected {exc}, "
                               f"got {text.strip()!r}") from None
     return values
 
@@ -253,11 +346,13 @@ def load_config(rcfile: Path, overrides: Mapping[str, str] | None = None,
     if not rcfile.is_file():
         raise ConfigError(f"{rcfile}: the rcfile does not exist")
     values = {key.name: key.parse(key.default) for key in KEYS if key.default is not None}
-    values.update(parse_values(read_section(rcfile), origin=str(rcfile)))
+    values.update(parse_values(read_section(rcfile), origin=str(rcfile),
+                               section=section_name(rcfile)))
     values.update(parse_values(overrides or {}, origin=overrides_origin))
     if "command" not in values:
-        raise ConfigError(f"{rcfile}: [{SECTION}] command: expected how to start the server, "
-                          "e.g. 'command = {python} -m myapp --port {port}', got nothing")
+        raise ConfigError(f"{rcfile}: [{section_name(rcfile)}] command: expected how to start "
+                          "the server, e.g. 'command = {python} -m myapp --port {port}', "
+                          "got nothing")
     folder = rcfile.parent
     values["cwd"] = (folder / values["cwd"]).resolve() if values.get("cwd") else folder
     if values.get("log"):

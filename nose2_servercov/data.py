@@ -110,8 +110,8 @@ def save_runner_data(settings: CoverageConfig) -> bool:
         return False
     if os.path.abspath(runner.config.data_file) != os.path.abspath(settings.data_file):
         return False
-    if not runner.config.parallel:
-        return False  # it would write the combined file itself, and we would erase it
+    # Parallel or not: saved now, its file is combined with the server's (a
+    # non-parallel runner saving at exit would overwrite the combined file).
     runner.stop()
     runner.save()
     runner._auto_save = False  # as coverage does for measured subprocesses: no second save
@@ -155,7 +155,18 @@ def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
         raise DataError(f"no server process saved coverage data (expected "
                         f"{settings.data_file}.* files); check [run] source and the server's "
                         "output above")
-    return _combine_and_report(_coverage(settings), files, None, reports, out)
+    cov = _coverage(settings)
+    if os.path.exists(settings.data_file):
+        # Written during this run (erase_stale_data removed the earlier one before
+        # the server started): the test process's own data, saved into the same
+        # file by pytest-cov, `coverage run -m pytest` or `coverage run -m nose2`.
+        # Combined with the server's, never overwritten.
+        try:
+            cov.load()
+        except CoverageException as exc:
+            raise DataError(f"{settings.data_file}: the test process's coverage data cannot "
+                            f"be read: {exc}") from None
+    return _combine_and_report(cov, files, None, reports, out)
 
 
 def combine_copies_and_report(settings: CoverageConfig, files: list[str],
@@ -198,7 +209,11 @@ def _combine_and_report(cov: coverage.Coverage, files: list[str], data_paths: li
     except NoDataError as exc:
         raise DataError(f"coverage has nothing to report: {exc}") from None
     except CoverageException as exc:
-        raise DataError(f"coverage failed to combine or report: {exc}") from None
+        hint = ""
+        if "branch" in str(exc):
+            hint = (" (the test process and the server must agree on [run] branch: give "
+                    "pytest-cov the same rcfile with --cov-config)")
+        raise DataError(f"coverage failed to combine or report: {exc}{hint}") from None
     config = cov.config
     if config.fail_under:
         result.fail_under = config.fail_under

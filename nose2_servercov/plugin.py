@@ -8,8 +8,6 @@ since nose2 calls stopTestRun in a ``finally``), and fail the run through
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 from typing import Any
 
@@ -17,14 +15,9 @@ from nose2.events import Plugin
 
 from nose2_servercov.config import find_rcfile, load_config
 from nose2_servercov.errors import ServercovError
-from nose2_servercov.session import ServerSession
+from nose2_servercov.testrun import MeasuredTestRun
 
 NOSE2_ONLY_KEYS = ("always-on", "rcfile")
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    """Unwind the test run on SIGTERM, so the server is stopped and the data kept."""
-    raise SystemExit(128 + signum)
 
 
 class ServerCoverage(Plugin):
@@ -37,13 +30,13 @@ class ServerCoverage(Plugin):
 
     def __init__(self) -> None:
         self.rcfile = self.config.as_str("rcfile", "")
-        self.session_obj: ServerSession | None = None
+        self.session_obj: MeasuredTestRun | None = None
         self.failure: str | None = None
-        self.saved_env: dict[str, str | None] = {}
-        self.saved_sigterm: Any = None
         self.addArgument(self._set_rcfile, None, "servercov-rcfile",
-                         "rcfile with the [servercov] section (default: .apirc, "
-                         "else .coveragerc); implies --with-servercov")
+                         "rcfile with the servercov section (default: the first of .apirc, "
+                         ".coveragerc, setup.cfg, tox.ini, pyproject.toml that has one); "
+                         "implies --with-servercov. Example: nose2 --with-servercov "
+                         "--servercov-rcfile ci/.apirc -v")
 
     def _set_rcfile(self, values: list[str]) -> None:
         self.rcfile = values[0]
@@ -65,51 +58,28 @@ class ServerCoverage(Plugin):
     def startTestRun(self, event: Any) -> None:
         """Start the measured server; on failure, run no test."""
         try:
-            config = load_config(find_rcfile(self.rcfile or None), self._overrides())
-            self.session_obj = ServerSession(config, verbose=self.session.verbosity > 1)
-            self.session_obj.start()
+            config = load_config(find_rcfile(self.rcfile or None, flag="--servercov-rcfile"),
+                                 self._overrides())
+            run = MeasuredTestRun(config, verbose=self.session.verbosity > 1)
+            run.start()
         except ServercovError as exc:
             self._fail(str(exc))
             event.handled = True  # nose2 then executes no test
             return
-        for name, value in self.session_obj.test_env().items():
-            self.saved_env[name] = os.environ.get(name)
-            os.environ[name] = value
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            self.saved_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        self.session_obj = run
 
     def stopTestRun(self, event: Any) -> None:
         """Stop the server, combine its data and write the reports."""
         if self.session_obj is None:
-            return
-        session, self.session_obj = self.session_obj, None
+            return  # never started: the start-up error is the whole story
+        run, self.session_obj = self.session_obj, None
         if self.session.verbosity == 1:
             sys.stderr.write("\n")  # end nose2's line of dots
-        try:
-            outcome = session.stop()
-            if outcome is not None and outcome.exited_early:
-                self._fail(f"the server exited with code {outcome.exit_code} while the tests "
-                           "ran; what it executed until then is kept")
-            result = session.finish()
-        except ServercovError as exc:
-            self._fail(str(exc))
-            return
-        finally:
-            self._restore()
-        if result.failed_under:
+        end = run.finish()
+        for problem in end.problems:
+            self._fail(problem)
+        if end.failed_under:
             self.failure = self.failure or "fail_under"
-
-    def _restore(self) -> None:
-        """Give back the environment and the SIGTERM handler the run had before."""
-        for name, value in self.saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self.saved_env = {}
-        if self.saved_sigterm is not None:
-            signal.signal(signal.SIGTERM, self.saved_sigterm)
-            self.saved_sigterm = None
 
     def wasSuccessful(self, event: Any) -> None:
         """Fail the run when the server or its coverage went wrong."""

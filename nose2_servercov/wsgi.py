@@ -93,13 +93,23 @@ class _StopAfterResponse:
 class _ContextSwitch:
     """Record what each request runs under the id of the test that sent it.
 
-    coverage's switch_context flushes the collector, which is safe only while
-    no other request is traced, so it switches only when the test changes
-    (tests run one after another; their requests carry the same label).
+    coverage's context is one per process, not per thread: the lines every
+    thread runs go to the context set last.  So while ``contexts = test`` a
+    server process runs one request at a time (:meth:`hold` ... :meth:`release`),
+    labelled or not, and switches the context when the label changes
+    (switch_context flushes the collector, safe only while no other request is
+    traced).  Tests that run at once (pytest-xdist, nose2's mp plugin, threads)
+    then never mix their lines; the price is that the server's processes
+    answer one request each at a time.
     """
+
+    # A request that never closes its response (a client gone mid-answer on a
+    # server that skips close()) must not stop every later request for good.
+    HOLD_TIMEOUT = 30.0
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.serial = threading.Lock()  # held from the request's start to its close()
         self.current: tuple[int, str] | None = None
 
     def __call__(self, label: str) -> None:
@@ -114,6 +124,48 @@ class _ContextSwitch:
                 except Exception as exc:  # never fail a request over measurement
                     sys.stderr.write(f"servercov: cannot switch context: {exc!r}\n")
                 self.current = (id(cov), label)
+
+    def hold(self, label: str) -> Callable[[], None]:
+        """Wait until no other request runs, switch to ``label``; return the release."""
+        if not self.serial.acquire(timeout=self.HOLD_TIMEOUT):
+            sys.stderr.write(f"servercov: pid {os.getpid()}: a request held the context for "
+                             f"over {self.HOLD_TIMEOUT:g} s: this request runs beside it and "
+                             "its lines may be recorded under that test's context\n")
+            self(label)
+            return lambda: None
+        self(label)
+        once = threading.Lock()
+
+        def release() -> None:
+            if once.acquire(blocking=False):
+                self.serial.release()
+        return release
+
+
+class _ReleaseAfterClose:
+    """The app's response body; the context is released when the server closes it.
+
+    The app's own close() (Flask's teardown functions, for one) still runs
+    under the request's context.
+    """
+
+    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+        self.body = body
+        self.release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.release()
+
+    def __del__(self) -> None:
+        self.release()  # a server that dropped the body without close()
 
 
 def _answer(start_response: Callable[..., Any], status: str, payload: dict[str, Any]) -> bytes:
@@ -138,10 +190,14 @@ class ServercovMiddleware:
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = "/" + (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).strip("/")
         if not self.token or path != self.shutdown_path:
-            label = environ.get(CONTEXT_ENVIRON_KEY)
-            if label and self.switch_context is not None:
-                self.switch_context(label)
-            return self.app(environ, start_response)
+            if self.switch_context is None:
+                return self.app(environ, start_response)
+            release = self.switch_context.hold(environ.get(CONTEXT_ENVIRON_KEY) or "")
+            try:
+                return _ReleaseAfterClose(self.app(environ, start_response), release)
+            except BaseException:
+                release()
+                raise
         given = environ.get(TOKEN_ENVIRON_KEY, "")
         if not hmac.compare_digest(given.encode(), self.token.encode()):
             return [_answer(start_response, "403 Forbidden",

@@ -113,7 +113,7 @@ def test_overrides_win_and_are_validated_under_their_own_name(tmp_path):
 
 
 def test_rcfile_discovery_prefers_apirc_then_coveragerc(tmp_path):
-    with pytest.raises(ConfigError, match=r"no rcfile: expected \.apirc or \.coveragerc"):
+    with pytest.raises(ConfigError, match=r"no rcfile: none of \.apirc, \.coveragerc, "):
         find_rcfile(start=tmp_path)
     rcfile(tmp_path, "command = x\n", name=".coveragerc")
     assert find_rcfile(start=tmp_path).name == ".coveragerc"

@@ -1,0 +1,124 @@
+"""The measured server of a test run inside this process, for the nose2 and pytest plugins.
+
+Both in-process front ends need the same orchestration around
+:class:`~nose2_servercov.session.ServerSession`: the environment the tests
+see while the server runs, a SIGTERM that unwinds the run (so the server is
+stopped and its data kept), and what a server that exited by itself means
+for the run.  It lives here once; the plugins only map it onto their hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from nose2_servercov import data
+from nose2_servercov.config import ServerConfig
+from nose2_servercov.errors import ServercovError, ServerStartError
+from nose2_servercov.session import ServerSession
+
+# What a server says when it was started in a folder where the app is not.
+_NOT_FOUND_SIGNS = ("ModuleNotFoundError", "No module named", "No such file or directory",
+                    "can't open file")
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    """Unwind the test run on SIGTERM, so the server is stopped and the data kept."""
+    raise SystemExit(128 + signum)
+
+
+@dataclass
+class RunEnd:
+    """How the measured server ended: what went wrong, and the report."""
+
+    problems: list[str] = field(default_factory=list)
+    result: data.ReportResult | None = None
+
+    @property
+    def failed_under(self) -> bool:
+        """Return whether ``[report] fail_under`` was not met."""
+        return self.result is not None and self.result.failed_under
+
+
+class MeasuredTestRun:
+    """Start the server for the tests of this process, hand them its URL, stop and report."""
+
+    def __init__(self, config: ServerConfig, *, verbose: bool = False,
+                 err: IO[str] | None = None, out: IO[str] | None = None,
+                 on_sigterm: Callable[[int, Any], None] = _exit_on_sigterm) -> None:
+        self.config = config
+        self.verbose = verbose
+        self.err = err
+        self.out = out
+        self.on_sigterm = on_sigterm
+        self.session: ServerSession | None = None  # only once the server is up
+        self.saved_env: dict[str, str | None] = {}
+        self.saved_sigterm: Any = None
+
+    def start(self) -> str:
+        """Start the server, export its environment to the tests; return its URL.
+
+        On a start-up failure nothing is left to stop or report: the error is
+        raised and a later :meth:`finish` does nothing.
+        """
+        session = ServerSession(self.config, verbose=self.verbose, err=self.err, out=self.out)
+        try:
+            url = session.start()
+        except ServerStartError as exc:
+            raise ServerStartError(str(exc) + self._folder_hint(str(exc))) from None
+        self.session = session
+        for name, value in session.test_env().items():
+            self.saved_env[name] = os.environ.get(name)
+            os.environ[name] = value
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self.saved_sigterm = signal.signal(signal.SIGTERM, self.on_sigterm)
+        return url
+
+    def _folder_hint(self, message: str) -> str:
+        """Explain a server that cannot find the app because it ran in the rcfile's folder."""
+        if self.config.cwd == Path.cwd().resolve():
+            return ""
+        if not any(sign in message for sign in _NOT_FOUND_SIGNS):
+            return ""
+        return (f"\nservercov: the server ran in {self.config.cwd} (the folder of "
+                f"{self.config.rcfile.name}, or its [servercov] cwd): keep the rcfile at the "
+                "project root, or set cwd")
+
+    def finish(self) -> RunEnd:
+        """Stop the server, combine and report; give back the environment and SIGTERM.
+
+        Every problem is returned, not raised: a server that exited by itself
+        before the stop, an error combining or reporting.
+        """
+        end = RunEnd()
+        session, self.session = self.session, None
+        if session is None:
+            return end
+        try:
+            outcome = session.stop()
+            if outcome is not None and outcome.exited_early:
+                end.problems.append(
+                    f"the server exited with code {outcome.exit_code} while the tests ran; "
+                    "what it executed until then is kept")
+            end.result = session.finish()
+        except ServercovError as exc:
+            end.problems.append(str(exc))
+        finally:
+            self._restore()
+        return end
+
+    def _restore(self) -> None:
+        """Give back the environment and the SIGTERM handler the run had before."""
+        for name, value in self.saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self.saved_env = {}
+        if self.saved_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.saved_sigterm)
+            self.saved_sigterm = None
