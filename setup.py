@@ -1,31 +1,23 @@
-"""Packaging for nose2-servercov (``pip install .`` or ``pip install -e .``)."""
+"""Packaging for nose2-servercov (``pip install .`` or ``pip install -e .``).
 
-from pathlib import Path
+The metadata (name, version, description, license, URLs, classifiers, entry
+points) is in pyproject.toml; this file computes the packages, the
+dependencies and the extras.
+"""
 
 from setuptools import find_packages, setup
 
 SERVERS = ["flask>=2.2", "gunicorn>=21", "waitress>=2.1"]
 
 setup(
-    name="nose2-servercov",
-    version="0.1.0",
-    description="Code coverage of a live server, measured while nose2 (or any test "
-                "command) tests it over HTTP",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
-    long_description_content_type="text/markdown",
-    python_requires=">=3.10",
     packages=find_packages(include=["nose2_servercov", "nose2_servercov.*"]),
-    package_data={"nose2_servercov": ["bootstrap/sitecustomize.py"]},
-    install_requires=["coverage>=7.10", "nose2", "requests"],
+    package_data={"nose2_servercov": ["bootstrap/sitecustomize.py", "py.typed"]},
+    install_requires=["coverage[toml]>=7.10", "nose2", "requests"],
     extras_require={
         "sample": ["flask>=2.2"],
+        "pytest": ["pytest>=7"],
         "uwsgi": ["uwsgi>=2.0.22"],
-        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff"],
+        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "pytest-xdist",
+                 "pytest-cov", "mypy", "ruff"],
     },
-    entry_points={"console_scripts": ["servercov = nose2_servercov.cli:main"]},
-    classifiers=[
-        "Framework :: Flask",
-        "Programming Language :: Python :: 3",
-        "Topic :: Software Development :: Testing",
-    ],
 )

@@ -115,6 +115,9 @@ def save_runner_data(settings: CoverageConfig) -> bool:
     runner.stop()
     runner.save()
     runner._auto_save = False  # as coverage does for measured subprocesses: no second save
+    # `coverage run` saves once more when the command ends, after our combine took its
+    # file: that would leave an empty stray data file (or, non-parallel, rewrite ours).
+    runner.save = lambda: None  # type: ignore[method-assign]
     return True
 
 

@@ -1,0 +1,266 @@
+"""``pytest --servercov`` end to end: real pytest (and xdist, pytest-cov), real server, real data.
+
+Also the contexts under concurrent tests (xdist, nose2's mp plugin) and the
+pytest-cov / measured-test-process data combined with the server's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from coverage import CoverageData
+
+from tests.support import (
+    RUN_TIMEOUT,
+    SCENARIOS,
+    assert_exact,
+    assert_no_leftovers,
+    lines_differ,
+    make_project,
+    plan,
+    python_env,
+    run_nose2,
+    run_servercov,
+    servercov_lines,
+    stray_data_files,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+ONCE_B = ["GET", "/once/b/", None, 200]
+NEVER = ["GET", "/never/", None, 200]
+CONTEXTS_RC = """
+    command = {python} serve.py {port}
+    ready_path = /health/
+    shutdown_path = /servercov/shutdown/
+    contexts = test
+    reports = term, html
+    """
+
+
+def pytest_project(tmp_path: Path, **rc: str) -> Path:
+    """The basic scenario (app, plan, ServerTestCase tests) plus the pytest scenario's tests."""
+    project = make_project(tmp_path, **rc)
+    shutil.copytree(SCENARIOS / "pytest", project, dirs_exist_ok=True)
+    return project
+
+
+def run_pytest(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pytest ARGS`` in ``project``."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                          cwd=project, env=python_env(**env), capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT)
+
+
+def output(run: subprocess.CompletedProcess[str]) -> str:
+    return f"--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
+
+
+def test_pytest_servercov_measures_exactly_what_the_tests_requested(tmp_path):
+    project = pytest_project(tmp_path)
+    run = run_pytest(project, "--servercov", "test_plan.py", "test_fixtures.py")
+    assert run.returncode == 0, output(run)
+    assert "4 passed" in run.stdout
+    lines = servercov_lines(run.stderr)
+    assert lines[0].startswith("servercov: server started: pid "), output(run)
+    assert any("server stopped by shutdown_path" in line for line in lines), output(run)
+    assert "webapp/__init__.py" in run.stdout  # the term-missing report
+    assert_exact(project, [*plan(project), ONCE_B])
+    assert stray_data_files(project) == []
+    assert_no_leftovers(project)
+
+
+def test_the_ini_option_turns_it_on(tmp_path):
+    project = pytest_project(tmp_path)
+    (project / "pytest.ini").write_text("[pytest]\nservercov = true\n")
+    run = run_pytest(project, "test_fixtures.py")
+    assert run.returncode == 0, output(run)
+    assert_exact(project, [["GET", "/health/", None, 200], ONCE_B])  # ready_path, the test
+
+
+def test_one_server_serves_both_xdist_workers_exactly(tmp_path):
+    project = pytest_project(tmp_path)
+    run = run_pytest(project, "--servercov", "-n", "2", "-v", "test_plan.py", "test_fixtures.py")
+    assert run.returncode == 0, output(run)
+    started = [line for line in servercov_lines(run.stderr) if "server started" in line]
+    assert len(started) == 1, output(run)
+    assert "[gw0]" in run.stdout and "[gw1]" in run.stdout, output(run)
+    assert_exact(project, [*plan(project), ONCE_B])
+    assert stray_data_files(project) == []
+    assert_no_leftovers(project)
+
+
+def test_fail_under_fails_the_session(tmp_path):
+    project = pytest_project(tmp_path, run="")
+    rcfile = project / ".apirc"
+    rcfile.write_text(rcfile.read_text() + "\n[report]\nfail_under = 99\n")
+    run = run_pytest(project, "--servercov", "test_fixtures.py")
+    assert run.returncode == 1, output(run)
+    assert "2 passed" in run.stdout
+    assert "is under fail_under 99" in run.stderr
+
+
+def test_a_server_that_cannot_start_ends_the_session_before_any_test(tmp_path):
+    project = pytest_project(tmp_path, servercov="command = {python} no_such_server.py {port}\n")
+    run = run_pytest(project, "--servercov", "test_fixtures.py")
+    assert run.returncode == 1, output(run)
+    errors = [line for line in servercov_lines(run.stderr) if "error" in line]
+    assert len(errors) == 1 and "no_such_server.py" in run.stderr, output(run)
+    assert "while the tests ran" not in run.stderr
+    assert "passed" not in run.stdout and "TOTAL" not in run.stdout
+    assert_no_leftovers(project)
+
+
+def test_servercov_url_without_a_server_says_how_to_run(tmp_path):
+    project = pytest_project(tmp_path)
+    run = run_pytest(project, "test_fixtures.py")
+    assert run.returncode == 1
+    assert "run pytest with --servercov" in run.stdout
+
+
+# --- the test process's own data, side by side with the server's ---------------------------
+
+def test_pytest_cov_data_and_the_servers_end_in_one_data_file_and_report(tmp_path):
+    project = pytest_project(tmp_path)
+    run = run_pytest(project, "--servercov", "--cov=webapp", "--cov-config=.apirc",
+                     "test_plan.py", "test_fixtures.py", SCENARIO="inprocess")
+    assert run.returncode == 0, output(run)
+    # The server ran the plan and /once/b/; the test process itself ran /never/.
+    measured = assert_exact(project, [*plan(project), ONCE_B, NEVER])
+    # servercov's report is the combined one: server lines and test-process lines.
+    report = json.loads((project / "coverage.json").read_text())
+    entry = report["files"]["webapp/__init__.py"]
+    assert set(entry["executed_lines"]) <= measured["__init__.py"]
+    assert not set(entry["missing_lines"]) & measured["__init__.py"]
+    assert stray_data_files(project) == []
+
+
+def test_pytest_cov_under_xdist_and_the_server_combine_too(tmp_path):
+    project = pytest_project(tmp_path)
+    run = run_pytest(project, "--servercov", "-n", "2", "--cov=webapp", "--cov-config=.apirc",
+                     "test_plan.py", "test_fixtures.py", SCENARIO="inprocess")
+    assert run.returncode == 0, output(run)
+    assert_exact(project, [*plan(project), ONCE_B, NEVER])
+    assert stray_data_files(project) == []
+
+
+def test_servercov_run_pytest_cov_keeps_the_test_process_data(tmp_path):
+    project = pytest_project(tmp_path)
+    run = run_servercov(project, "run", "--", sys.executable, "-m", "pytest", "-p",
+                        "no:cacheprovider", "--cov=webapp", "--cov-config=.apirc",
+                        "test_plan.py", "test_fixtures.py", SCENARIO="inprocess")
+    assert run.returncode == 0, output(run)
+    assert_exact(project, [*plan(project), ONCE_B, NEVER])
+    assert stray_data_files(project) == []
+
+
+@pytest.mark.parametrize("parallel", ["True", "False"])
+def test_coverage_run_nose2_keeps_the_test_process_data(tmp_path, parallel):
+    project = make_project(tmp_path)
+    rcfile = project / ".apirc"
+    rcfile.write_text(rcfile.read_text().replace("parallel = True", f"parallel = {parallel}"))
+    run = subprocess.run(
+        [sys.executable, "-m", "coverage", "run", "--rcfile=.apirc", "-m", "nose2",
+         "--with-servercov"], cwd=project, env=python_env(SCENARIO="inprocess"),
+        capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert run.returncode == 0, output(run)
+    assert_exact(project, [*plan(project), NEVER])
+    assert stray_data_files(project) == []
+
+
+# --- contexts exact while tests run at once ------------------------------------------------
+
+CONTEXT_TRUTH = """
+import json, sys
+import coverage
+cov = coverage.Coverage(data_file=sys.argv[1], source=["webapp"], branch=True)
+cov.start()
+from webapp import create_app
+app = create_app()
+client = app.test_client()
+client.get("/health/")
+for label, requests in json.loads(sys.argv[2]):
+    cov.switch_context(label)
+    for method, path, body, status in requests:
+        assert client.open(path, method=method, json=body).status_code == status
+cov.stop()
+cov.save()
+"""
+
+
+def lines_by_context(data_file: Path, source: Path) -> dict[str, dict[str, set[int]]]:
+    """Return {context: {file relative to ``source``: lines}} of ``data_file``."""
+    data = CoverageData(str(data_file))
+    data.read()
+    found: dict[str, dict[str, set[int]]] = {}
+    for context in data.measured_contexts():
+        data.set_query_contexts(["^" + re.escape(context) + "$"])
+        files = {}
+        for name in data.measured_files():
+            path = Path(name)
+            lines = set(data.lines(name) or ())
+            if path.is_relative_to(source) and lines:
+                files[str(path.relative_to(source))] = lines
+        if files:
+            found[context] = files
+    return found
+
+
+def assert_contexts_exact(project: Path, labels: dict[str, str]) -> None:
+    """Each test's context holds exactly what its requests ran in-process, nothing of the other."""
+    sys.path.insert(0, str(SCENARIOS / "pytest"))
+    try:
+        from interleave import REQUESTS
+    finally:
+        sys.path.pop(0)
+    truth_file = project / ".truth"
+    subprocess.run([sys.executable, "-c", CONTEXT_TRUTH, str(truth_file),
+                    json.dumps([[label, REQUESTS[name]] for name, label in labels.items()])],
+                   cwd=project, env=python_env(), check=True, timeout=RUN_TIMEOUT)
+    truth = lines_by_context(truth_file, project / "webapp")
+    measured = lines_by_context(project / ".coverage", project / "webapp")
+    assert set(truth) == {"", *labels.values()}
+    assert set(measured) == set(truth), sorted(measured)
+    for context in truth:
+        assert lines_differ(measured[context], truth[context]) == [], context
+
+
+def assert_tests_overlapped(project: Path) -> None:
+    """The two tests' request loops ran at the same time (the premise of the test)."""
+    spans = {}
+    for name in "ab":
+        started, ended, count = (project / f"span.{name}").read_text().split()
+        spans[name] = (float(started), float(ended))
+        assert int(count) > 10
+    overlap = min(spans["a"][1], spans["b"][1]) - max(spans["a"][0], spans["b"][0])
+    assert overlap > 1.0, spans
+
+
+def test_contexts_are_exact_under_xdist_with_interleaved_requests(tmp_path):
+    project = pytest_project(tmp_path, servercov=CONTEXTS_RC)
+    run = run_pytest(project, "--servercov", "-n", "2", "test_interleave_pytest.py",
+                     MEET_DIR=str(project))
+    assert run.returncode == 0, output(run)
+    assert_tests_overlapped(project)
+    assert_contexts_exact(project, {"a": "test_interleave_pytest.py::test_a",
+                                    "b": "test_interleave_pytest.py::test_b"})
+    [html_file] = (project / "htmlcov").glob("*__init___py.html")
+    html = html_file.read_text()
+    assert "test_interleave_pytest.py::test_a" in html  # the html report shows the contexts
+
+
+def test_contexts_are_exact_under_nose2_mp_with_interleaved_requests(tmp_path):
+    project = pytest_project(tmp_path, servercov=CONTEXTS_RC)
+    for name in ("test_plan.py", "test_fixtures.py", "test_interleave_pytest.py"):
+        (project / name).unlink()
+    run = run_nose2(project, "--plugin", "nose2.plugins.mp", "-N", "2", MEET_DIR=str(project))
+    assert run.returncode == 0, output(run)
+    assert_tests_overlapped(project)
+    assert_contexts_exact(project, {"a": "test_interleave_nose2.A.test_a",
+                                    "b": "test_interleave_nose2.B.test_b"})
