@@ -9,9 +9,13 @@ public names are imported lazily: the server side (``nose2_servercov.flask``,
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nose2_servercov.errors import ConfigError, DataError, ServercovError, ServerStartError
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers (mypy --strict on user code)
+    from nose2_servercov.plugin import ServerCoverage
+    from nose2_servercov.testcase import ServerTestCase
 
 _LAZY = {"ServerCoverage": "nose2_servercov.plugin", "ServerTestCase": "nose2_servercov.testcase"}
 

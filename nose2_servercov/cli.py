@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from nose2_servercov import data, snapshot
+from nose2_servercov import __version__, data, snapshot
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
 from nose2_servercov.errors import ServeError, ServercovError
 from nose2_servercov.servestate import (
@@ -72,14 +72,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="servercov", formatter_class=formatter, epilog=EXAMPLES[None],
         description="Measure the coverage of a live server while any test command, "
                     "or a person, uses it.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
 
     def add(name: str, help_text: str, *, verbose: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text,
                                   formatter_class=formatter, epilog=EXAMPLES[name])
         sub.add_argument("--rcfile", metavar="FILE",
-                         help="rcfile with the [servercov] section (default: .apirc, "
-                              "else .coveragerc)")
+                         help="rcfile with the servercov section (default: the first of "
+                              ".apirc, .coveragerc, setup.cfg, tox.ini, pyproject.toml "
+                              "that has one)")
         if verbose:
             sub.add_argument("-v", "--verbose", action="store_true",
                              help="also show the server's own output")

@@ -140,7 +140,7 @@ class ServerHTTPSession(requests.Session):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes,  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes,
                 *args: Any, **kwargs: Any) -> requests.Response:
         """Send one request; a URL without a scheme is joined to the server's URL."""
         text = url.decode() if isinstance(url, bytes) else url
