@@ -1,4 +1,4 @@
-"""A user's test module subclassing ServerTestCase passes ``mypy --strict`` (py.typed, typed names)."""
+"""A user module subclassing ServerTestCase passes ``mypy --strict`` (py.typed, typed names)."""
 
 from __future__ import annotations
 
