@@ -93,7 +93,7 @@ def measured_lines(data_file: Path, source: Path) -> dict[str, set[int]]:
 GROUND_TRUTH = """
 import json, os, sys
 import coverage
-cov = coverage.Coverage(data_file=sys.argv[1], source=[sys.argv[2]], branch=True)
+cov = coverage.Coverage(data_file=sys.argv[1], source=[sys.argv[2]], branch=True, config_file=False)
 cov.start()
 os._exit = lambda code: (_ for _ in ()).throw(RuntimeError(f"os._exit({code})"))
 from webapp import create_app

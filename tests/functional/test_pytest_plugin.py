@@ -179,7 +179,8 @@ def test_coverage_run_nose2_keeps_the_test_process_data(tmp_path, parallel):
 CONTEXT_TRUTH = """
 import json, sys
 import coverage
-cov = coverage.Coverage(data_file=sys.argv[1], source=["webapp"], branch=True)
+cov = coverage.Coverage(data_file=sys.argv[1], source=["webapp"], branch=True,
+                        config_file=False)
 cov.start()
 from webapp import create_app
 app = create_app()
@@ -264,3 +265,60 @@ def test_contexts_are_exact_under_nose2_mp_with_interleaved_requests(tmp_path):
     assert_tests_overlapped(project)
     assert_contexts_exact(project, {"a": "test_interleave_nose2.A.test_a",
                                     "b": "test_interleave_nose2.B.test_b"})
+
+
+# --- a project whose only config file is pyproject.toml ------------------------------------
+
+PYPROJECT = """\
+[project]
+name = "webapp"
+version = "1"
+
+[tool.coverage.run]
+branch = true
+parallel = true
+source = ["webapp"]
+
+[tool.coverage.html]
+directory = "cover"
+
+[tool.servercov]
+command = ["{python}", "serve.py", "{port}"]
+ready_path = "/health/"
+shutdown_path = "/servercov/shutdown/"
+reports = ["term", "html"]
+
+[tool.nose2.unittest]
+plugins = "nose2_servercov"
+"""
+
+
+@pytest.mark.parametrize("front_end", ["nose2", "pytest", "servercov run"])
+def test_a_pyproject_only_project_is_measured_by_every_front_end(tmp_path, front_end):
+    project = make_project(tmp_path)
+    (project / ".apirc").unlink()
+    (project / "unittest.cfg").unlink()
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    if front_end == "nose2":
+        run = run_nose2(project)
+    elif front_end == "pytest":
+        run = run_pytest(project, "--servercov", "test_plan.py")
+    else:
+        run = run_servercov(project, "run", "--", sys.executable, "-m", "unittest", "-q")
+    assert run.returncode == 0, output(run)
+    assert "server started" in run.stderr
+    assert_exact(project, plan(project))
+    assert (project / "cover" / "index.html").exists()  # [tool.coverage.html] directory
+    assert stray_data_files(project) == []
+    assert_no_leftovers(project)
+
+
+def test_no_rcfile_under_pytest_names_pytests_flag(tmp_path):
+    project = pytest_project(tmp_path)
+    (project / ".apirc").unlink()
+    run = run_pytest(project, "--servercov", "test_fixtures.py")
+    assert run.returncode == 1
+    assert "name the file with --servercov-rcfile FILE" in run.stderr, output(run)
+    run = run_nose2(project)
+    assert run.returncode == 1
+    assert "name the file with --servercov-rcfile FILE" in run.stderr, output(run)
