@@ -170,7 +170,8 @@ KEYS: tuple[Key, ...] = (
     Key("autosave", _seconds_or_zero, "0",
         "seconds between automatic saves inside each server process (0 = off)"),
     Key("contexts", _contexts, "off",
-        "`test`: server-side lines are recorded under the id of the test that sent the request"),
+        "`test`: server-side lines are recorded under the id of the test that sent the request "
+        "(each server process then runs one request at a time)"),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
