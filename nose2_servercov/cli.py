@@ -198,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
             session.start()
         except _Stop as stop:
             session.stop(quiet=True)
-            return 128 + stop.args[0]
+            return 128 + int(stop.args[0])
         try:
             child = subprocess.Popen(command, env={**os.environ, **session.test_env()})
             code = _exit_status(_wait_for_command(child, session.config.shutdown_timeout))
@@ -244,7 +244,7 @@ def _serve(args: argparse.Namespace) -> int:
             url = session.start()
         except _Stop as stop:
             session.stop(quiet=True)
-            return 128 + stop.args[0]
+            return 128 + int(stop.args[0])
         try:
             assert session.process is not None
             ServeState.of_this_process(server_pgid=session.process.pid, url=url,

@@ -105,9 +105,10 @@ class ServerProcess:
 
     def _drain(self, log_file: IO[bytes] | None) -> None:
         assert self._popen is not None and self._popen.stdout is not None
+        stdout = self._popen.stdout
         try:
             # Bounded reads: a line without an end cannot grow without bound.
-            for raw in iter(lambda: self._popen.stdout.readline(8192), b""):
+            for raw in iter(lambda: stdout.readline(8192), b""):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 self._tail.append(line)
                 if log_file:
