@@ -18,6 +18,6 @@ setup(
         "pytest": ["pytest>=7"],
         "uwsgi": ["uwsgi>=2.0.22"],
         "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "pytest-xdist",
-                 "pytest-cov", "mypy", "ruff"],
+                 "pytest-cov", "mypy", "types-requests", "ruff"],
     },
 )
