@@ -8,6 +8,8 @@ dependencies and the extras.
 from setuptools import find_packages, setup
 
 SERVERS = ["flask>=2.2", "gunicorn>=21", "waitress>=2.1"]
+TOOLS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "pytest-cov", "mypy", "types-requests",
+         "ruff"]
 
 setup(
     packages=find_packages(include=["nose2_servercov", "nose2_servercov.*"]),
@@ -17,7 +19,6 @@ setup(
         "sample": ["flask>=2.2"],
         "pytest": ["pytest>=7"],
         "uwsgi": ["uwsgi>=2.0.22"],
-        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "pytest-xdist",
-                 "pytest-cov", "mypy", "types-requests", "ruff"],
+        "test": [*SERVERS, "uwsgi>=2.0.22", *TOOLS],
     },
 )
