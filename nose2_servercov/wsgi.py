@@ -90,6 +90,23 @@ class _StopAfterResponse:
                              f"{exc!r}\n")
 
 
+def _report_problem(message: str) -> None:
+    """Tell the session of a problem that makes this process's data untrustworthy.
+
+    The same contract as ``inserver._report_problem``: one line on stderr and
+    one in ``$SERVERCOV_RUN_DIR/problem.<pid>``, which the session names and
+    fails the run for.
+    """
+    sys.stderr.write(f"servercov: pid {os.getpid()}: {message}\n")
+    run_dir = os.environ.get("SERVERCOV_RUN_DIR")
+    if run_dir:
+        try:
+            with open(os.path.join(run_dir, f"problem.{os.getpid()}"), "a") as f:
+                f.write(message + "\n")
+        except OSError:
+            pass
+
+
 class _ContextSwitch:
     """Record what each request runs under the id of the test that sent it.
 
@@ -128,9 +145,9 @@ class _ContextSwitch:
     def hold(self, label: str) -> Callable[[], None]:
         """Wait until no other request runs, switch to ``label``; return the release."""
         if not self.serial.acquire(timeout=self.HOLD_TIMEOUT):
-            sys.stderr.write(f"servercov: pid {os.getpid()}: a request held the context for "
-                             f"over {self.HOLD_TIMEOUT:g} s: this request runs beside it and "
-                             "its lines may be recorded under that test's context\n")
+            _report_problem(f"a request held the test context for over {self.HOLD_TIMEOUT:g} s: "
+                            f"a request for {label or 'no test'!r} ran beside it, and the lines "
+                            "of both may be recorded under either test's context")
             self(label)
             return lambda: None
         self(label)

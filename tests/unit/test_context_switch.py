@@ -1,0 +1,52 @@
+"""contexts = test: one request at a time per server process, released at the body's close()."""
+
+from __future__ import annotations
+
+import threading
+
+from nose2_servercov import wsgi
+
+
+def test_a_second_request_waits_until_the_first_ones_body_is_closed(monkeypatch):
+    monkeypatch.setenv("SERVERCOV_TOKEN", "t")
+    monkeypatch.setenv("SERVERCOV_CONTEXTS", "test")
+    events = []
+
+    def app(environ, start_response):
+        events.append(("start", environ.get("HTTP_X_SERVERCOV_CONTEXT")))
+        start_response("200 OK", [])
+        return [b"body"]
+
+    wrapped = wsgi.wrap(app)
+    first = wrapped({"PATH_INFO": "/a", "HTTP_X_SERVERCOV_CONTEXT": "test_a"}, lambda *a: None)
+    second_done = threading.Event()
+
+    def second() -> None:
+        body = wrapped({"PATH_INFO": "/b", "HTTP_X_SERVERCOV_CONTEXT": "test_b"},
+                       lambda *a: None)
+        body.close()
+        second_done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not second_done.wait(0.3)  # held by the first request's open body
+    assert events == [("start", "test_a")]
+    assert list(first) == [b"body"]
+    first.close()
+    assert second_done.wait(5)
+    thread.join(5)
+    assert events == [("start", "test_a"), ("start", "test_b")]
+    first.close()  # a second close() releases nothing twice
+    third = wrapped({"PATH_INFO": "/c"}, lambda *a: None)  # unlabelled requests take turns too
+    third.close()
+
+
+def test_a_request_that_never_closes_is_named_and_does_not_block_for_good(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERVERCOV_RUN_DIR", str(tmp_path))
+    switch = wsgi._ContextSwitch()
+    monkeypatch.setattr(switch, "HOLD_TIMEOUT", 0.2)
+    release = switch.hold("test_a")
+    switch.hold("test_b")()  # waits 0.2 s, then runs beside it, and says so
+    [problem] = tmp_path.glob("problem.*")
+    assert "held the test context for over 0.2 s" in problem.read_text()
+    release()
