@@ -22,7 +22,7 @@ setup(
         "uwsgi": ["uwsgi>=2.0.22"],
         "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff"],
     },
-    entry_points={"console_scripts": ["servercov = nose2_servercov.cli:main"]},
+    entry_points={"console_scripts": ["servercov = nose2_servercov.__main__:run"]},
     classifiers=[
         "Framework :: Flask",
         "Programming Language :: Python :: 3",

@@ -189,10 +189,20 @@ def _combine_and_report(cov: coverage.Coverage, files: list[str], data_paths: li
         cov.combine(data_paths, strict=True)
         cov.save()
         result = ReportResult(combined=files)
+        unwritten = []
         for name in reports or ("term",):
-            total = _report_call(name, cov, out)()
+            try:
+                total = _report_call(name, cov, out)()
+            except OSError as exc:  # a report place that cannot be written: keep the data
+                unwritten.append(f"the {name} report could not be written to "
+                                 f"{_output_place(name, cov.config)} "
+                                 f"({exc.strerror or exc}: {exc.filename or ''})")
+                continue
             result.total = total
             result.outputs.append((name, _output_place(name, cov.config)))
+        if unwritten:
+            raise DataError("; ".join(unwritten) + f"; the combined data is kept in "
+                            f"{cov.config.data_file}")
         if result.total is None:
             result.total = cov.report(file=io.StringIO())
     except NoDataError as exc:
