@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, event, given, settings
 
 from tests.support import (
     assert_exact,
@@ -35,6 +36,7 @@ from tests.support import (
     start_nose2,
     wait_for_file,
 )
+from tests.unit.test_config_fuzz import rcfiles
 
 GOOD = """
     command = {python} serve.py {port}
@@ -321,4 +323,24 @@ def test_run_exits_with_the_commands_real_status_after_sigint_30_times(tmp_path)
         assert "Traceback" not in stderr
         statuses.append((runner.returncode, stderr) if runner.returncode != 42 else 42)
     assert statuses == [42] * 30
+    assert_no_leftovers(project)
+
+
+# --- generated rcfiles through the real command ----------------------------------------------
+
+@settings(max_examples=20, deadline=None, database=None, phases=[Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow])
+@given(content=rcfiles)
+def test_generated_rcfiles_through_run_never_print_a_traceback(tmp_path_factory, content):
+    project = make_project(tmp_path_factory.mktemp("fuzz"))
+    # Bounded: whatever was generated, a server that never gets ready costs 3 s.
+    (project / ".apirc").write_bytes(
+        content + b"\n[servercov]\nstartup_timeout = 3\nshutdown_timeout = 2\n")
+    run = run_servercov(project, "run", "--", "true", timeout=60)
+    event(f"exit status {run.returncode}")
+    assert "Traceback" not in run.stderr + run.stdout, run.stderr
+    assert run.returncode in (0, 1, 2, 3), run.stderr
+    if run.returncode == 1:
+        assert any(line.startswith("servercov: error: ")
+                   for line in servercov_lines(run.stderr)), run.stderr
     assert_no_leftovers(project)
