@@ -34,9 +34,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class _Interrupts:
     """SIGINT/SIGTERM during a measured run: the first unwinds the tests, later ones wait.
 
-    SIGINT raises KeyboardInterrupt, SIGTERM SystemExit(143), at most once and
-    only while the tests run or the server starts; the stop and the report are
-    never cut short.
+    Either raises KeyboardInterrupt, at most once and only while the tests run
+    or the server starts; the stop and the report are never cut short.  Not
+    SystemExit for SIGTERM: unittest records that as an error of the current
+    test and runs the next one, while it lets a KeyboardInterrupt end the run.
     """
 
     def __init__(self) -> None:
@@ -47,8 +48,6 @@ class _Interrupts:
         self.received.append(signum)
         if self.raising:
             self.raising = False
-            if signum == signal.SIGTERM:
-                raise SystemExit(128 + signum)
             raise KeyboardInterrupt
         if len(self.received) == 2:
             # os.write, not sys.stderr: a handler may run inside a write to sys.stderr.

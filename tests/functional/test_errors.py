@@ -190,16 +190,18 @@ def test_a_report_that_cannot_be_written_keeps_the_combined_data(tmp_path):
 
 # --- Ctrl-C ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("second", [None, 0.05, 0.2], ids=["once", "twice-0.05s", "twice-0.2s"])
-def test_ctrl_c_of_nose2_stops_combines_and_reports_exactly_once(tmp_path, second):
+@pytest.mark.parametrize(("sig", "second"), [
+    (signal.SIGINT, None), (signal.SIGINT, 0.05), (signal.SIGINT, 0.2), (signal.SIGTERM, 0.1)],
+    ids=["ctrl-c-once", "ctrl-c-twice-0.05s", "ctrl-c-twice-0.2s", "sigterm-twice-0.1s"])
+def test_ctrl_c_of_nose2_stops_combines_and_reports_exactly_once(tmp_path, sig, second):
     project = make_project(tmp_path, servercov=GOOD)
     runner = start_nose2(project, SCENARIO="wait")
     try:
         wait_for_file(project / "waiting", process=runner)  # the server is up, a test waits
-        runner.send_signal(signal.SIGINT)
+        runner.send_signal(sig)
         if second is not None:
             time.sleep(second)
-            runner.send_signal(signal.SIGINT)
+            runner.send_signal(sig)
         output, _ = runner.communicate(timeout=60)
     finally:
         if runner.poll() is None:
@@ -210,8 +212,9 @@ def test_ctrl_c_of_nose2_stops_combines_and_reports_exactly_once(tmp_path, secon
     for once in ("servercov: server stopped by shutdown_path", "servercov: combined 1 data",
                  "servercov: json report: "):
         assert sum(line.startswith(once) for line in lines) == 1, output
-    assert lines[-1] == ("servercov: error: interrupted by SIGINT: the server was stopped and "
-                         "what it ran is reported")
+    assert lines[-1] == (f"servercov: error: interrupted by {sig.name}: the server was stopped "
+                         "and what it ran is reported")
+    assert "Ran 2 tests" in output
     assert_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
     assert json.loads((project / "coverage.json").read_text())["files"]
     assert_no_leftovers(project)
