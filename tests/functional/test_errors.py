@@ -77,12 +77,20 @@ BAD_VALUES = [
      "[html] directory: the html report cannot be written to"),
     ("json-output-is-a-folder", GOOD, "[json]\noutput = afolder\n",
      "[json] output: the json report cannot be written to"),
+    ("coverage-plugin-missing", GOOD, "[run]\nplugins = no_such_plugin_module\n",
+     "coverage cannot load a [run] plugins module: No module named 'no_such_plugin_module'"),
+    ("nul-in-data-file", GOOD, "[run]\ndata_file = a\0b\n",
+     "coverage's data_file setting holds a NUL byte"),
+    ("data-file-folder-missing", GOOD, "[run]\ndata_file = /proc/no/such/.coverage\n",
+     "cannot erase the data files of earlier runs (/proc/no/such/.coverage.*): No such file"),
 ]
 
 
 def write_rcfile(project: Path, servercov: str, extra: str) -> Path:
     rcfile = project / ".apirc"
     head = rcfile.read_text().split("[servercov]")[0]
+    if extra.startswith("[run]\n"):  # more keys for the scenario's [run] section
+        head, extra = head.replace("[run]\n", extra, 1), ""
     rcfile.write_bytes((head + extra + "\n[servercov]\n" + textwrap.dedent(servercov))
                        .encode("utf-8"))
     (project / "blocker").write_text("a file where a folder is expected")
