@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 from nose2.events import Plugin
@@ -118,6 +119,8 @@ class ServerCoverage(Plugin):
     def _own_stop_signals(self) -> None:
         """Route SIGINT and SIGTERM to the plugin, unless someone else handles them already."""
         self.interrupts = _Interrupts()
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers
         defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
         for sig in STOP_SIGNALS:
             if signal.getsignal(sig) == defaults[sig]:

@@ -65,6 +65,11 @@ BAD = {
     "contexts": ["request", ""],
 }
 
+COVERAGE_KEYS = [(b"[run]", b"data_file"), (b"[run]", b"source"), (b"[run]", b"branch"),
+                 (b"[run]", b"plugins"), (b"[run]", b"concurrency"), (b"[run]", b"patch"),
+                 (b"[run]", b"core"), (b"[report]", b"fail_under"), (b"[report]", b"precision"),
+                 (b"[report]", b"exclude_lines"), (b"[html]", b"directory"),
+                 (b"[json]", b"output"), (b"[paths]", b"source")]
 garbage_text = st.text(st.characters(codec="utf-8"), max_size=40)
 garbage_bytes = st.binary(max_size=40)
 
@@ -109,6 +114,9 @@ def garbage_rcfiles(draw: st.DrawFn) -> bytes:
         elif kind == 1:
             lines.append(draw(st.sampled_from([b"[servercov]", b"[other]", b"[servercov",
                                                b"  indented", b"\xff\xfe", b"key"])))
+        elif kind == 2:  # coverage's own sections, which the server's settings come from
+            section, key = draw(st.sampled_from(COVERAGE_KEYS))
+            lines += [section, key + b" = " + draw(values("")), b"[servercov]"]
         else:
             key = draw(keys)
             separator = draw(st.sampled_from([b" = ", b"=", b": "]))
