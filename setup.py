@@ -20,7 +20,10 @@ setup(
     extras_require={
         "sample": ["flask>=2.2"],
         "uwsgi": ["uwsgi>=2.0.22"],
-        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff"],
+        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff",
+                 "selenium>=4.11", "playwright>=1.40"],
+        # examples/browser: driven in Debian's Chromium (no browser download)
+        "browser": ["selenium>=4.11", "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["servercov = nose2_servercov.cli:main"]},
     classifiers=[

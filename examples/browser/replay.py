@@ -4,6 +4,9 @@ The server appended every request it received to LOG (``SHELF_REQUEST_LOG``);
 this sends the same requests, in the same order, with the same headers
 (cookies included) and bodies, to a fresh app in this process, and saves what
 they ran to DATA_FILE.  That is the ground truth a measured run must equal.
+Each request runs under the coverage context its ``X-Servercov-Context``
+header names (the one before it, if it has none), as ``contexts = test`` records
+it on the server.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import tempfile
 import coverage
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+CONTEXT_HEADER = "x-servercov-context"
 
 
 def replay(log_path: str, data_file: str) -> int:
@@ -34,7 +38,12 @@ def replay(log_path: str, data_file: str) -> int:
         from shelf import create_app
 
         client = create_app().test_client(use_cookies=False)
+        context = ""
         for entry in entries:
+            label = dict((k.lower(), v) for k, v in entry["headers"]).get(CONTEXT_HEADER, "")
+            if label and label != context:
+                cov.switch_context(label)
+                context = label
             client.open(entry["path"], method=entry["method"], query_string=entry["query"],
                         headers=entry["headers"], data=base64.b64decode(entry["body"]))
         cov.stop()
