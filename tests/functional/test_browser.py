@@ -186,6 +186,15 @@ def line_of(project: Path, text: str) -> int:
     return number
 
 
+def test_the_readme_gives_the_three_commands_the_tests_run():
+    section = (REPO / "README.md").read_text().split(
+        "## Browser tests (Selenium, Playwright, JavaScript)\n", 1)[1].split("\n## ", 1)[0]
+    for suite in SUITES.values():
+        command = " ".join(["python" if word == sys.executable else word for word in suite])
+        assert f"servercov run -- {command}" in section
+    assert "docs/browser-report.png" in section and (REPO / "docs" / "browser-report.png").exists()
+
+
 @pytest.mark.parametrize("suite", list(SUITES))
 def test_a_browser_suite_under_servercov_run_is_exact(project, suite):
     with ProcessWatch() as watch:
