@@ -52,6 +52,14 @@ TEST_IDS = {
     "playwright": "tests.test_playwright.BookshelfInPlaywright.test_{}",
     "javascript": "js/shelf.test.mjs > {}",
 }
+# Each suite's four tests: (Python method name without test_, JavaScript test name).
+TESTS = {
+    "bad year": ("form_rejects_a_bad_year", "form rejects a bad year"),
+    "good book": ("form_adds_a_good_book", "form adds a good book"),
+    "statistics": ("statistics_come_from_the_json_endpoint",
+                   "statistics come from the JSON endpoint"),
+    "detail": ("list_and_detail", "list and detail"),
+}
 # The programs a suite must start (the file names of their executables).
 BROWSER_PROCESSES = {
     "selenium": {"chromium", "chromedriver"},
@@ -59,6 +67,12 @@ BROWSER_PROCESSES = {
     "javascript": {"chromium", "node"},
 }
 MARKER = "SHELF_BROWSER_TEST_RUN"
+
+
+def label(suite: str, test: str) -> str:
+    """Return the context label ``suite`` gives the requests of ``test`` (a TESTS key)."""
+    python_name, js_name = TESTS[test]
+    return TEST_IDS[suite].format(js_name if suite == "javascript" else python_name)
 
 
 def missing_browser_deps() -> list[str]:
@@ -221,17 +235,7 @@ def test_a_browser_suite_under_servercov_run_is_exact(project, suite):
 
     # contexts = test: each server line is recorded under the browser tests that reached it.
     contexts = by_line(data, project)
-    test_id = TEST_IDS[suite].format
-    named = {
-        "bad year": test_id("form_rejects_a_bad_year" if suite != "javascript"
-                            else "form rejects a bad year"),
-        "good book": test_id("form_adds_a_good_book" if suite != "javascript"
-                             else "form adds a good book"),
-        "statistics": test_id("statistics_come_from_the_json_endpoint"
-                              if suite != "javascript"
-                              else "statistics come from the JSON endpoint"),
-        "detail": test_id("list_and_detail" if suite != "javascript" else "list and detail"),
-    }
+    named = {test: label(suite, test) for test in TESTS}
     expected = {
         line_of(project, 'errors["year"] = "The year must be a whole'): [named["bad year"]],
         line_of(project, "books.append(book)"): [named["good book"]],
@@ -251,7 +255,7 @@ def test_a_browser_suite_under_servercov_run_is_exact(project, suite):
                          for line, names in expected.items()}
 
 
-def test_a_person_at_the_browser_under_serve_then_snapshot_and_the_report(project, tmp_path):
+def test_a_person_at_the_browser_under_serve_then_snapshot_and_the_report(project):
     watch = ProcessWatch()
     serve = start_serve(project, **suite_env(watch))
     try:
