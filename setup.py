@@ -8,6 +8,8 @@ dependencies and the extras.
 from setuptools import find_packages, setup
 
 SERVERS = ["flask>=2.2", "gunicorn>=21", "waitress>=2.1"]
+# examples/browser: driven in Debian's Chromium (no browser download)
+BROWSER = ["selenium>=4.11", "playwright>=1.40"]
 TOOLS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "pytest-cov", "mypy", "types-requests",
          "ruff"]
 
@@ -19,6 +21,7 @@ setup(
         "sample": ["flask>=2.2"],
         "pytest": ["pytest>=7"],
         "uwsgi": ["uwsgi>=2.0.22"],
-        "test": [*SERVERS, "uwsgi>=2.0.22", *TOOLS],
+        "browser": BROWSER,
+        "test": [*SERVERS, "uwsgi>=2.0.22", *TOOLS, *BROWSER],
     },
 )

@@ -28,7 +28,7 @@ import requests
 from nose2_servercov.config import find_rcfile, load_config
 from nose2_servercov.errors import ServercovError
 from nose2_servercov.testcase import CONTEXT_HEADER, CONTEXTS_VARIABLE, URL_VARIABLE
-from nose2_servercov.testrun import MeasuredTestRun
+from nose2_servercov.testrun import MeasuredTestRun, describe_error
 
 PLUGIN_NAME = "servercov-controller"
 FAILED = 1  # pytest's "tests failed": fail_under missed, data lost, server gone
@@ -101,8 +101,8 @@ class ServercovController:
                                       err=sys.stderr, out=sys.stdout,
                                       on_sigterm=_interrupt_on_sigterm)
                 run.start()
-            except ServercovError as exc:
-                self._say_error(str(exc))
+            except (ServercovError, OSError, ValueError) as exc:
+                self._say_error(describe_error(exc))
                 pytest.exit("servercov: no test ran", returncode=FAILED)
         self.run = run
 

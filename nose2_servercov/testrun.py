@@ -19,6 +19,7 @@ from typing import IO, Any
 from nose2_servercov import data
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ServercovError, ServerStartError
+from nose2_servercov.preflight import describe_os_error
 from nose2_servercov.session import ServerSession
 
 # What a server says when it was started in a folder where the app is not.
@@ -26,9 +27,32 @@ _NOT_FOUND_SIGNS = ("ModuleNotFoundError", "No module named", "No such file or d
                     "can't open file")
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    """Unwind the test run on SIGTERM, so the server is stopped and the data kept."""
-    raise SystemExit(128 + signum)
+def _interrupt_on_sigterm(signum: int, frame: Any) -> None:
+    """Unwind the test run on SIGTERM as on Ctrl-C, so the server is stopped and the data kept.
+
+    KeyboardInterrupt, not SystemExit: unittest records a SystemExit as the
+    current test's error and runs the next test.
+    """
+    raise KeyboardInterrupt
+
+
+def start_failure_hint(config: ServerConfig, message: str) -> str:
+    """Explain a server that cannot find the app because it ran in the rcfile's folder."""
+    if config.cwd == Path.cwd().resolve():
+        return ""
+    if not any(sign in message for sign in _NOT_FOUND_SIGNS):
+        return ""
+    return (f"\nservercov: the server ran in {config.cwd} (the folder of {config.rcfile.name}, "
+            "or its [servercov] cwd): keep the rcfile at the project root, or set cwd")
+
+
+def describe_error(exc: BaseException) -> str:
+    """Return the one line that tells the user what went wrong."""
+    if isinstance(exc, ServercovError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -49,7 +73,7 @@ class MeasuredTestRun:
 
     def __init__(self, config: ServerConfig, *, verbose: bool = False,
                  err: IO[str] | None = None, out: IO[str] | None = None,
-                 on_sigterm: Callable[[int, Any], None] = _exit_on_sigterm) -> None:
+                 on_sigterm: Callable[[int, Any], None] = _interrupt_on_sigterm) -> None:
         self.config = config
         self.verbose = verbose
         self.err = err
@@ -69,7 +93,11 @@ class MeasuredTestRun:
         try:
             url = session.start()
         except ServerStartError as exc:
-            raise ServerStartError(str(exc) + self._folder_hint(str(exc))) from None
+            session.stop(quiet=True)
+            raise ServerStartError(str(exc) + start_failure_hint(self.config, str(exc))) from None
+        except BaseException:  # an OSError, a Ctrl-C while it starts: no server left running
+            session.stop(quiet=True)
+            raise
         self.session = session
         for name, value in session.test_env().items():
             self.saved_env[name] = os.environ.get(name)
@@ -77,16 +105,6 @@ class MeasuredTestRun:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             self.saved_sigterm = signal.signal(signal.SIGTERM, self.on_sigterm)
         return url
-
-    def _folder_hint(self, message: str) -> str:
-        """Explain a server that cannot find the app because it ran in the rcfile's folder."""
-        if self.config.cwd == Path.cwd().resolve():
-            return ""
-        if not any(sign in message for sign in _NOT_FOUND_SIGNS):
-            return ""
-        return (f"\nservercov: the server ran in {self.config.cwd} (the folder of "
-                f"{self.config.rcfile.name}, or its [servercov] cwd): keep the rcfile at the "
-                "project root, or set cwd")
 
     def finish(self) -> RunEnd:
         """Stop the server, combine and report; give back the environment and SIGTERM.
@@ -105,8 +123,9 @@ class MeasuredTestRun:
                     f"the server exited with code {outcome.exit_code} while the tests ran; "
                     "what it executed until then is kept")
             end.result = session.finish()
-        except ServercovError as exc:
-            end.problems.append(str(exc))
+        except (ServercovError, OSError, ValueError) as exc:
+            session.stop(quiet=True)
+            end.problems.append(describe_error(exc))
         finally:
             self._restore()
         return end
