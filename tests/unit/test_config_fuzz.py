@@ -10,9 +10,7 @@ section headers, invalid UTF-8.
 from __future__ import annotations
 
 import sys
-import tempfile
 import urllib.parse
-from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -150,14 +148,13 @@ def assert_usable(config: ServerConfig) -> None:
     assert config.log is None or not config.log.is_dir()
 
 
-FOLDER = Path(tempfile.mkdtemp(prefix="servercov-fuzz-"))
-
-
 @settings(max_examples=1000, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(content=rcfiles, extra=st.one_of(st.just({}), overrides()))
-def test_load_config_raises_only_config_error(content, extra):
-    path = FOLDER / ".apirc"
+def test_load_config_raises_only_config_error(tmp_path_factory, content, extra):
+    folder = tmp_path_factory.getbasetemp() / "config-fuzz"
+    folder.mkdir(exist_ok=True)
+    path = folder / ".apirc"
     path.write_bytes(content)
     try:
         config = load_config(path, extra)
