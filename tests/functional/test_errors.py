@@ -388,3 +388,8 @@ def test_ctrl_c_twice_of_run_reports_once_with_the_commands_status(tmp_path):
         assert sum(line.startswith(once) for line in lines) == 1, stderr
     assert_exact(project, [["GET", "/health/", None, 200], ["GET", "/once/b/", None, 200]])
     assert_no_leftovers(project)
+
+
+def test_version(tmp_path):
+    run = run_servercov(tmp_path, "--version")
+    assert (run.returncode, run.stdout, run.stderr) == (0, "servercov 0.1.0\n", "")
