@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 
+import nose2_servercov
 from tests.support import (
     assert_exact,
     assert_no_leftovers,
@@ -392,4 +393,5 @@ def test_ctrl_c_twice_of_run_reports_once_with_the_commands_status(tmp_path):
 
 def test_version(tmp_path):
     run = run_servercov(tmp_path, "--version")
-    assert (run.returncode, run.stdout, run.stderr) == (0, "servercov 0.1.0\n", "")
+    expected = f"servercov {nose2_servercov.__version__}\n"
+    assert (run.returncode, run.stdout, run.stderr) == (0, expected, "")
