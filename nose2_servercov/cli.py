@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import nose2_servercov
-from nose2_servercov import data, snapshot
+from nose2_servercov import __version__, data, snapshot
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
 from nose2_servercov.errors import ServeError, ServercovError
 from nose2_servercov.preflight import describe_os_error
@@ -76,8 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="servercov", formatter_class=formatter, epilog=EXAMPLES[None],
         description="Measure the coverage of a live server while any test command, "
                     "or a person, uses it.")
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {nose2_servercov.__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
 
     def add(name: str, help_text: str, *, verbose: bool = True) -> argparse.ArgumentParser:
