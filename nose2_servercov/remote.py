@@ -284,22 +284,34 @@ def explain_unmatched(unmatched: Sequence[str], config: ServerConfig) -> str:
     return f"{head}; add this [paths] entry to {config.rcfile}: {entry}"
 
 
-def combine_collected(config: ServerConfig, files: Sequence[str], out: IO[str]
-                      ) -> data.ReportResult:
-    """Combine the collected data files with ``[paths]`` and write the configured reports."""
+def combine_collected(config: ServerConfig, files: Sequence[str], out: IO[str], *,
+                      local: Sequence[str] = ()) -> data.ReportResult:
+    """Combine the collected data files with ``[paths]`` and write the configured reports.
+
+    ``local`` are data files written here (the test runner's own), combined too.
+    """
     settings = collector_settings(config)
     unmatched = unmatched_files(settings, files, config.folder)
     if unmatched:
         raise DataError(explain_unmatched(unmatched, config))
-    return data._combine_and_report(data._coverage(settings), list(files), list(files),
-                                    config.reports, out)
+    every = [*files, *local]
+    return data._combine_and_report(data._coverage(settings), every, every, config.reports, out)
 
 
 def collect(config: ServerConfig, urls: Sequence[str], *, token: str | None, stop: bool,
-            out: IO[str], err: IO[str]) -> Collected:
-    """Fetch from every agent at once, combine what came back, report; name the failures."""
+            out: IO[str], err: IO[str], in_run: bool = False) -> Collected:
+    """Fetch from every agent at once, combine what came back, report; name the failures.
+
+    ``in_run``: at the end of a test run, whose start erased the stale data;
+    data files the test runner wrote meanwhile are combined too.
+    """
     settings = data.server_settings(config.rcfile)
-    data.erase_stale_data(settings)
+    local = []
+    if in_run:
+        data.save_runner_data(settings)
+        local = data.data_files(settings)
+    else:
+        data.erase_stale_data(settings)
     timeout = 3 * config.shutdown_timeout + 60 if stop else config.shutdown_timeout + 30
     started = time.monotonic()
     answers = fetch_all(urls, stop=stop, token=token, timeout=timeout,
@@ -322,7 +334,7 @@ def collect(config: ServerConfig, urls: Sequence[str], *, token: str | None, sto
     files = [a.data_file for a in answers if a.data_file]
     if not files:
         return collected
-    result = combine_collected(config, files, out)
+    result = combine_collected(config, files, out, local=local)
     say(f"collected {len(files)} of {len(urls)} agents in {seconds:.2f} s; combined into "
         f"{settings.data_file}")
     for name, place in result.outputs:
@@ -420,7 +432,8 @@ class RemoteRun:
         """Collect from every agent once (``/stop`` or ``/snapshot``); idempotent."""
         if self.collected is None:
             self.collected = collect(self.config, list(self.config.remotes), token=self.token,
-                                     stop=self.config.remote_stop, out=self.out, err=self.err)
+                                     stop=self.config.remote_stop, out=self.out, err=self.err,
+                                     in_run=True)
         return self.collected
 
     def finish(self) -> data.ReportResult:

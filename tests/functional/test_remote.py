@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from nose2_servercov import network
 from tests.netns import TOKEN, Host, RoundRobin, make_cert, require_netns
 from tests.support import (
     LOAD_KINDS,
@@ -34,7 +36,9 @@ from tests.support import (
     plan,
     run_nose2,
     run_servercov,
+    serve_state,
     servercov_lines,
+    start_serve,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -315,4 +319,34 @@ def test_control_refusals_come_before_anything_starts(tmp_path, args, env, refus
     assert refused.returncode == 1
     assert refused.stderr.splitlines() == [refusal.format(port=port)]
     assert not list(project.glob(".coverage*")) and not (project / ".servercov").exists()
+    assert_no_leftovers(project)
+
+
+def test_loopback_agent_without_a_token_and_collect_without_agents(tmp_path):
+    project = make_project(tmp_path)
+    port = str(network.pick_free_port("127.0.0.1"))
+    serve = start_serve(project, "--control", f"127.0.0.1:{port}")
+    try:
+        serve_state(project, serve)
+        agent = f"http://127.0.0.1:{port}"
+        assert control_request("GET", agent + "/status", token=None)[0] == 200
+        assert control_request("GET", agent + "/nothing", token=None)[0] == 404
+        assert control_request("GET", agent + "/stop", token=None)[0] == 405
+        checkout = collector(tmp_path, paths="")
+        nothing = run_servercov(checkout, "collect")
+        assert nothing.returncode == 1
+        assert nothing.stderr.splitlines() == [
+            f"servercov: error: {checkout / '.apirc'}: no agents to collect from: name their "
+            "URLs, or set [servercov] remotes"]
+        stopped = run_servercov(checkout, "collect", "--stop", agent)
+        assert stopped.returncode == 1  # the agent's project is not this checkout
+        assert "matches no local file" in servercov_lines(stopped.stderr)[-1]
+        assert end_process(serve) == 0
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    log = (project / "serve.log").read_text()
+    assert (f"servercov: control: listening on {agent} without a token: any local user can "
+            "snapshot and stop this server (set SERVERCOV_CONTROL_TOKEN to require one)") in log
+    assert (project / "htmlcov" / "index.html").exists()  # serve's own final reports
     assert_no_leftovers(project)
