@@ -59,7 +59,8 @@ def _free_subnet() -> int:
 class Host:
     """One "host": a network namespace with an address and a copy of the app."""
 
-    def __init__(self, root: Path, *, rcfile_servercov: str) -> None:
+    def __init__(self, root: Path, *, rcfile_servercov: str | None) -> None:
+        """Make the host; with ``rcfile_servercov``, a copy of the basic scenario in its folder."""
         number = next(_counter)
         self.ns = f"{PREFIX}-{os.getpid()}-{number}"
         self.outside = f"rmt{os.getpid() % 100000}{number}a"
@@ -67,10 +68,13 @@ class Host:
         self.subnet = _free_subnet()
         self.address = f"10.231.{self.subnet}.2"
         self.folder = root / f"host{number}" / "srv" / "app"  # differs from the checkout
-        shutil.copytree(SCENARIOS / "basic", self.folder)
-        (self.folder / ".apirc").write_text(
-            "[run]\nbranch = True\nparallel = True\nsource = webapp\n\n[servercov]\n"
-            f"host = {self.address}\nport = 8000\n" + rcfile_servercov)
+        if rcfile_servercov is None:
+            self.folder.mkdir(parents=True)
+        else:
+            shutil.copytree(SCENARIOS / "basic", self.folder)
+            (self.folder / ".apirc").write_text(
+                "[run]\nbranch = True\nparallel = True\nsource = webapp\n\n[servercov]\n"
+                f"host = {self.address}\nport = 8000\n" + rcfile_servercov)
         self.serve: subprocess.Popen[str] | None = None
         _ip("netns", "add", self.ns)
         try:
@@ -98,23 +102,26 @@ class Host:
     def exec_argv(self, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.ns, *argv]
 
-    def start_serve(self, *control: str, token: str | None = TOKEN) -> subprocess.Popen[str]:
+    def start_serve(self, *control: str, token: str | None = TOKEN,
+                    cwd: Path | None = None) -> subprocess.Popen[str]:
         """Start ``servercov serve --control ...`` inside the namespace (log: serve.log)."""
         env = python_env(**({"SERVERCOV_CONTROL_TOKEN": token} if token else {}))
         log = open(self.folder / "serve.log", "w")  # noqa: SIM115 (the child holds it)
         try:
             self.serve = subprocess.Popen(
-                self.exec_argv(servercov_command("serve", *control)), cwd=self.folder, env=env,
+                self.exec_argv(servercov_command("serve", *control)), cwd=cwd or self.folder,
+                env=env,
                 stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         finally:
             log.close()
         return self.serve
 
-    def wait_serving(self, timeout: float = 60) -> None:
+    def wait_serving(self, timeout: float = 60, *, rcfile_folder: Path | None = None) -> None:
         """Wait until the serve has written its state (the server is ready, the agent up)."""
         assert self.serve is not None
+        state = (rcfile_folder or self.folder) / ".servercov" / "serve.json"
         try:
-            wait_for_file(self.folder / ".servercov" / "serve.json", process=self.serve,
+            wait_for_file(state, process=self.serve,
                           timeout=timeout)
         except AssertionError:
             raise AssertionError(self.log()) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -20,12 +21,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import coverage
 import pytest
 
 from nose2_servercov import network
 from tests.netns import TOKEN, Host, RoundRobin, make_cert, require_netns
 from tests.support import (
     LOAD_KINDS,
+    REPO,
     Load,
     assert_no_leftovers,
     end_process,
@@ -57,13 +60,13 @@ webapp =
 
 
 @pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[Callable[[], Host]]:
+def hosts(tmp_path: Path) -> Iterator[Callable[..., Host]]:
     """Make hosts on demand; delete them after the test, failing if a process was left."""
     require_netns()
     made: list[Host] = []
 
-    def make() -> Host:
-        host = Host(tmp_path, rcfile_servercov=HOST_SERVERCOV)
+    def make(servercov: str | None = HOST_SERVERCOV) -> Host:
+        host = Host(tmp_path, rcfile_servercov=servercov)
         made.append(host)
         return host
 
@@ -350,3 +353,55 @@ def test_loopback_agent_without_a_token_and_collect_without_agents(tmp_path):
             "snapshot and stop this server (set SERVERCOV_CONTROL_TOKEN to require one)") in log
     assert (project / "htmlcov" / "index.html").exists()  # serve's own final reports
     assert_no_leftovers(project)
+
+
+def dockerfile_cmd() -> list[str]:
+    """Return the CMD of examples/remote/Dockerfile (its JSON form)."""
+    text = (REPO / "examples" / "remote" / "Dockerfile").read_text().replace("\\\n", "")
+    line = next(line for line in text.splitlines() if line.startswith("CMD "))
+    return json.loads(line[4:])
+
+
+def test_the_container_example_measured_between_two_hosts(tmp_path, hosts):
+    """examples/remote as a container would run it, the host a namespace instead of Docker.
+
+    The agent runs the Dockerfile's CMD in a copy of the files the image
+    holds; the collector is a checkout elsewhere with the example's .apirc,
+    whose [paths] names /app: here the host's folder stands in for /app.
+    """
+    host = hosts(None)
+    image = host.folder  # what the Dockerfile copies into /app
+    for folder in ("sample_api", "examples/remote"):
+        shutil.copytree(REPO / folder, image / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", ".coverage*", "cover"))
+    command = dockerfile_cmd()
+    assert command[0] == "servercov"
+    serve = host.start_serve(*command[2:], cwd=image)
+    host.wait_serving(rcfile_folder=image / "examples" / "remote")
+    checkout = tmp_path / "checkout"
+    for folder in ("sample_api", "tests/views", "examples/remote"):
+        shutil.copytree(REPO / folder, checkout / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", ".coverage*", "cover"))
+    rcfile = checkout / "examples" / "remote" / ".apirc"
+    text = rcfile.read_text()
+    for published, reached in (("/app/", f"{image}/"),
+                               ("http://127.0.0.1:8765", host.control_url("http")),
+                               ("http://127.0.0.1:8000", host.app_url)):
+        assert published in text
+        text = text.replace(published, reached)
+    rcfile.write_text(text)
+    ran = run_servercov(checkout, "run", "--rcfile", "examples/remote/.apirc", "--",
+                        sys.executable, "-m", "unittest", "discover", "-s", "tests/views",
+                        SERVERCOV_CONTROL_TOKEN=TOKEN)
+    assert ran.returncode == 0, ran.stderr + host.log()
+    assert end_process(serve) == 0, host.log()
+    assert host.pids() == []
+    assert (checkout / "examples" / "remote" / "cover" / "index.html").exists()
+    cov = coverage.Coverage(data_file=str(checkout / "examples" / "remote" / ".coverage"))
+    cov.load()
+    views = checkout / "sample_api" / "views.py"
+    assert {str(views), str(checkout / "sample_api" / "app.py")} <= set(
+        cov.get_data().measured_files())
+    _, statements, _, missing, _ = cov.analysis2(str(views))
+    export = views.read_text().splitlines().index("def export_user(uid: str) -> Response:") + 1
+    assert missing == [n for n in statements if n > export]  # as examples/gunicorn measures
