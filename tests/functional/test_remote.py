@@ -152,6 +152,12 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
     answer = json.loads(body)
     assert answer["url"] == host.app_url and answer["processes"] == 5  # arbiter + 4 workers
     assert answer["version"] and answer["started"]
+    # The app never sees the control token.
+    server_pids = [pid for pid in host.pids()
+                   if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(server_pids) == 5
+    for pid in server_pids:
+        assert b"SERVERCOV_CONTROL_TOKEN" not in Path(f"/proc/{pid}/environ").read_bytes()
     # The app's own port never exposes the control routes, token or not.
     for method, route in (("GET", "/status"), ("POST", "/snapshot"), ("POST", "/stop")):
         assert control_request(method, host.app_url + route, token=TOKEN)[0] == 404
