@@ -49,7 +49,9 @@ EXAMPLES = {
   servercov run -- ./smoke-tests.sh     # SERVERCOV_URL holds the server's URL""",
     "serve": """example:
   servercov serve            # runs until Ctrl-C or `servercov stop`, then writes the reports
-  servercov serve -v --rcfile staging.apirc""",
+  servercov serve -v --rcfile staging.apirc
+  SERVERCOV_CONTROL_TOKEN=... servercov serve --control 0.0.0.0:8765 \\
+      --control-cert cert.pem --control-key key.pem   # for servercov collect elsewhere""",
     "snapshot": """example:
   servercov snapshot         # from another shell in the folder of the running serve""",
     "stop": """example:
