@@ -18,9 +18,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nose2_servercov import __version__, agent, data, remote, snapshot
+from nose2_servercov import __version__, data, snapshot
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
 from nose2_servercov.errors import ServeError, ServercovError
 from nose2_servercov.servestate import (
@@ -32,6 +32,9 @@ from nose2_servercov.servestate import (
     state_path,
 )
 from nose2_servercov.session import ServerSession
+
+if TYPE_CHECKING:
+    from nose2_servercov.agent import ControlAgent
 
 ERROR = 1
 FAIL_UNDER = 2
@@ -107,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="stop each agent's server and take its final data (default: "
                               "a snapshot; the servers run on)")
     collect.add_argument("--control-token-file", metavar="FILE",
-                         help=f"file holding the agents' token (default: ${agent.TOKEN_ENV})")
+                         help="file holding the agents' token (default: $SERVERCOV_CONTROL_TOKEN)")
     collect.add_argument("urls", nargs="*", metavar="URL",
                          help="agent URLs, e.g. https://api-1:8765 (default: [servercov] "
                               "remotes)")
@@ -121,8 +124,8 @@ def _add_control_options(serve: argparse.ArgumentParser) -> None:
     group.add_argument("--control", metavar="HOST:PORT",
                        help="where the control listener listens, e.g. 0.0.0.0:8765")
     group.add_argument("--control-token-file", metavar="FILE",
-                       help=f"file holding the token every request must carry (default: "
-                            f"${agent.TOKEN_ENV}); needed unless HOST is loopback")
+                       help="file holding the token every request must carry (default: "
+                            "$SERVERCOV_CONTROL_TOKEN); needed unless HOST is loopback")
     group.add_argument("--control-cert", metavar="FILE", help="PEM certificate: serve HTTPS")
     group.add_argument("--control-key", metavar="FILE", help="PEM private key of --control-cert")
     group.add_argument("--control-insecure", action="store_true",
@@ -315,7 +318,9 @@ def _serve(args: argparse.Namespace) -> int:
     return FAIL_UNDER if failed_under else 0
 
 
-def _control_agent(args: argparse.Namespace) -> agent.ControlAgent | None:
+def _control_agent(args: argparse.Namespace) -> ControlAgent | None:
+    from nose2_servercov import agent  # only a serve with --control needs http.server, ssl
+
     if not args.control:
         for flag in ("control_token_file", "control_cert", "control_key", "control_insecure"):
             if getattr(args, flag):
@@ -381,6 +386,8 @@ def _stop(args: argparse.Namespace) -> int:
 # --- collect -----------------------------------------------------------------------------------
 
 def _collect(args: argparse.Namespace) -> int:
+    from nose2_servercov import agent, remote
+
     config = load_config(find_rcfile(args.rcfile), require_command=False)
     urls = remote.agent_urls(args.urls, config)
     token = agent.read_token(args.control_token_file)

@@ -13,12 +13,15 @@ import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from nose2_servercov import data, network, remote
+from nose2_servercov import data, network
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
+
+if TYPE_CHECKING:
+    from nose2_servercov.remote import RemoteRun
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 TOKEN_HEADER = "X-Servercov-Token"
@@ -46,8 +49,11 @@ class ServerSession:
         self.url = ""
         self.process: ServerProcess | None = None
         # With remotes and no command, nothing starts here: the agents are collected from.
-        self.remote = (remote.RemoteRun(config, out=self.out, err=self.err)
-                       if config.remotes and not config.command else None)
+        self.remote: RemoteRun | None = None
+        if config.remotes and not config.command:
+            from nose2_servercov.remote import RemoteRun
+
+            self.remote = RemoteRun(config, out=self.out, err=self.err)
 
     def say(self, message: str) -> None:
         """Print one ``servercov:`` line."""
