@@ -222,14 +222,24 @@ class ControlAgent:
             return None, f"the serve did not finish its final report within {timeout:g} s", None
         return self.final_body, self.final_error, self.final_problem
 
-    def close(self, *, data_file: str | None = None, error: str | None = None,
-              problem: str | None = None) -> None:
-        """Hand the final data (or why there is none) to /stop, answer it, stop listening."""
-        if data_file is not None:
+    def close(self, *, status: int | None = None, error: str | None = None) -> None:
+        """Hand the final data (or why there is none) to /stop, answer it, stop listening.
+
+        ``status`` is the serve's exit status once it has written its final
+        reports (0, or 2 for fail_under, are no problem of the data).
+        """
+        problem = None
+        if error is None and self.session is None:
+            error = "the server never started"
+        if error is None:
+            data_file = self.session.settings.data_file
             try:
                 self.final_body = Path(data_file).read_bytes()
             except OSError as exc:
                 error = f"cannot read the final data file {data_file}: {exc.strerror or exc}"
+            if status not in (0, 2):
+                problem = (f"the serve ended with exit status {status} after its final report: "
+                           "see its output")
         self.final_error, self.final_problem = error, problem
         self.final_ready.set()
         self.server.shutdown()

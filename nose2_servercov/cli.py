@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else ERROR
-    handlers = {"run": _run, "serve": _serve, "snapshot": _snapshot, "stop": _stop,
+    handlers = {"run": _run, "serve": _serve_with_control, "snapshot": _snapshot, "stop": _stop,
                 "collect": _collect}
     try:
         return handlers[args.subcommand](args)
@@ -264,10 +264,7 @@ def _ignore_stop_signals() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
-    if not config.command:
-        raise ServeError(f"{config.rcfile}: [servercov] command: serve runs the server, so it "
-                         "needs how to start it (remotes are collected with servercov collect)")
-    control = _control_agent(args)  # refused, or listening, before anything starts
+    control: ControlAgent | None = getattr(args, "control_agent", None)
     path = state_path(config.rcfile)
     previous = read_state(path)
     if previous is not None and previous.is_running():
@@ -304,18 +301,30 @@ def _serve(args: argparse.Namespace) -> int:
                 # One report at a time: a snapshot may be writing right now.
                 with exclusive(path) if path.exists() else contextlib.nullcontext():
                     problem, failed_under = _finish(session)
-            except ServercovError as exc:
-                if control is not None:
-                    control.close(error=str(exc))
-                raise
             finally:
                 _remove_state(path)
-            if control is not None:  # /stop answers with the final data
-                control.close(data_file=session.settings.data_file, problem=problem)
     if problem:
         _say(f"error: {problem}")
         return ERROR
     return FAIL_UNDER if failed_under else 0
+
+
+def _serve_with_control(args: argparse.Namespace) -> int:
+    """Run ``serve``; with ``--control``, its agent listens and /stop gets the final data."""
+    config = _config(args)
+    if not config.command:
+        raise ServeError(f"{config.rcfile}: [servercov] command: serve runs the server, so it "
+                         "needs how to start it (remotes are collected with servercov collect)")
+    control = args.control_agent = _control_agent(args)  # refused before anything starts
+    if control is None:
+        return _serve(args)
+    try:
+        status = _serve(args)
+    except ServercovError as exc:
+        control.close(error=str(exc))
+        raise
+    control.close(status=status)
+    return status
 
 
 def _control_agent(args: argparse.Namespace) -> ControlAgent | None:
