@@ -48,7 +48,10 @@ from nose2_servercov.servestate import exclusive
 
 TOKEN_ENV = "SERVERCOV_CONTROL_TOKEN"
 CONTENT_TYPE = "application/x-coverage-data"
+# Final data the serve itself calls untrustworthy (the collector fails), and a
+# snapshot's note about processes that cannot answer (named, as `snapshot` does).
 PROBLEM_HEADER = "X-Servercov-Problem"
+WARNING_HEADER = "X-Servercov-Warning"
 # How long a /stop answer waits for the serve to stop, combine and report.
 FINAL_TIMEOUT_STEPS = 3
 
@@ -329,7 +332,7 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
             return
         headers = {}
         if silent:
-            headers[PROBLEM_HEADER] = (f"server processes {silent} do not answer snapshots; "
+            headers[WARNING_HEADER] = (f"server processes {silent} do not answer snapshots; "
                                        "what they ran is missing")
         _say(f"snapshot for {self.client_address[0]}: {len(live)} live server processes, "
              f"{len(body)} bytes, {time.monotonic() - started:.2f} s")

@@ -403,8 +403,7 @@ def _collect(args: argparse.Namespace) -> int:
     collected = remote.collect(config, urls, token=token, stop=args.stop, out=sys.stdout,
                                err=sys.stderr)
     if collected.failed:
-        names = "; ".join(f"{answer.url}: {answer.error}" for answer in collected.failed)
-        _say(f"error: {len(collected.failed)} of {len(urls)} agents failed: {names}")
+        _say(f"error: {collected.failures()}")
         return ERROR
     assert collected.result is not None
     return FAIL_UNDER if collected.result.failed_under else 0

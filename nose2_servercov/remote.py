@@ -33,7 +33,7 @@ from coverage.exceptions import CoverageException
 from coverage.files import PathAliases
 
 from nose2_servercov import data, network
-from nose2_servercov.agent import CONTENT_TYPE, PROBLEM_HEADER, TOKEN_ENV
+from nose2_servercov.agent import CONTENT_TYPE, PROBLEM_HEADER, TOKEN_ENV, WARNING_HEADER
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ConfigError, DataError, ServercovError, ServerStartError
 
@@ -49,7 +49,8 @@ class AgentAnswer:
     url: str
     data_file: str | None = None
     error: str | None = None
-    problem: str | None = None
+    problem: str | None = None  # the data came, but the agent says it is not whole
+    warning: str | None = None
     seconds: float = 0.0
     size: int = 0
 
@@ -61,6 +62,11 @@ class Collected:
     answers: list[AgentAnswer]
     result: data.ReportResult | None = None
     failed: list[AgentAnswer] = field(default_factory=list)
+
+    def failures(self) -> str:
+        """Return the line that names every agent that failed, and why."""
+        names = "; ".join(f"{a.url}: {a.error or a.problem}" for a in self.failed)
+        return f"{len(self.failed)} of {len(self.answers)} agents failed: {names}"
 
 
 class AgentError(ServercovError):
@@ -146,6 +152,7 @@ def fetch(url: str, *, stop: bool, token: str | None, timeout: float,
                         f"{CONTENT_TYPE}: is it a servercov agent?")
         return answer
     answer.problem = headers.get(PROBLEM_HEADER.lower())
+    answer.warning = headers.get(WARNING_HEADER.lower())
     Path(target).write_bytes(body)
     try:  # a whole, readable coverage data file, or nothing counted
         check = CoverageData(target)
@@ -317,7 +324,7 @@ def collect(config: ServerConfig, urls: Sequence[str], *, token: str | None, sto
     answers = fetch_all(urls, stop=stop, token=token, timeout=timeout,
                         data_file=settings.data_file)
     seconds = time.monotonic() - started
-    collected = Collected(answers, failed=[a for a in answers if a.error])
+    collected = Collected(answers, failed=[a for a in answers if a.error or a.problem])
 
     def say(message: str) -> None:
         err.write(f"servercov: {message}\n")
@@ -330,7 +337,9 @@ def collect(config: ServerConfig, urls: Sequence[str], *, token: str | None, sto
             say(f"agent {answer.url}: {'final data' if stop else 'snapshot'}, "
                 f"{answer.size} bytes in {answer.seconds:.2f} s")
         if answer.problem:
-            say(f"agent {answer.url}: warning: {answer.problem}")
+            say(f"agent {answer.url}: its data is not whole: {answer.problem}")
+        if answer.warning:
+            say(f"agent {answer.url}: warning: {answer.warning}")
     files = [a.data_file for a in answers if a.data_file]
     if not files:
         return collected
@@ -440,8 +449,6 @@ class RemoteRun:
         """Collect, combine and report; raise naming the agents that failed."""
         collected = self.collect()
         if collected.failed:
-            names = "; ".join(f"{a.url}: {a.error}" for a in collected.failed)
-            raise AgentError(f"{len(collected.failed)} of {len(collected.answers)} agents "
-                             f"failed: {names}")
+            raise AgentError(collected.failures())
         assert collected.result is not None
         return collected.result

@@ -166,7 +166,7 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
     assert f"agent {agent}: cannot fetch its data: TLS: CERTIFICATE_VERIFY_FAILED" in \
         untrusted.stderr
 
-    load = Load(host.app_url, LOAD_KINDS, threads=6, seconds=4.0).start()
+    load = Load(host.app_url, LOAD_KINDS, threads=6, seconds=4.0, unlock_every=0.3).start()
     snapshots = []
     for kinds in (3, 6):
         wait_until(lambda k=kinds: len(load.first_done) >= k, f"{kinds} kinds answered")
@@ -345,7 +345,7 @@ def test_loopback_agent_without_a_token_and_collect_without_agents(tmp_path):
     port = str(network.pick_free_port("127.0.0.1"))
     serve = start_serve(project, "--control", f"127.0.0.1:{port}")
     try:
-        serve_state(project, serve)
+        app = serve_state(project, serve)["url"]
         agent = f"http://127.0.0.1:{port}"
         assert control_request("GET", agent + "/status", token=None)[0] == 200
         assert control_request("GET", agent + "/nothing", token=None)[0] == 404
@@ -356,6 +356,12 @@ def test_loopback_agent_without_a_token_and_collect_without_agents(tmp_path):
         assert nothing.stderr.splitlines() == [
             f"servercov: error: {checkout / '.apirc'}: no agents to collect from: name their "
             "URLs, or set [servercov] remotes"]
+        # The app's URL instead of the agent's: named, nothing else collected.
+        wrong = run_servercov(checkout, "collect", app)
+        assert wrong.returncode == 1
+        assert servercov_lines(wrong.stderr) == [
+            f"servercov: agent {app}: answered 404 (<!doctype html>)",
+            f"servercov: error: 1 of 1 agents failed: {app}: answered 404 (<!doctype html>)"]
         stopped = run_servercov(checkout, "collect", "--stop", agent)
         assert stopped.returncode == 1  # the agent's project is not this checkout
         assert "matches no local file" in servercov_lines(stopped.stderr)[-1]
