@@ -256,6 +256,11 @@ class _ControlServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     agent: ControlAgent
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Say in one line why a connection failed (plain HTTP to HTTPS, a hang-up)."""
+        error = sys.exc_info()[1]
+        _say(f"a connection from {client_address[0]} failed: {error!r}")
+
 
 class _ControlHandler(http.server.BaseHTTPRequestHandler):
     server: _ControlServer

@@ -161,6 +161,9 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
     # The app's own port never exposes the control routes, token or not.
     for method, route in (("GET", "/status"), ("POST", "/snapshot"), ("POST", "/stop")):
         assert control_request(method, host.app_url + route, token=TOKEN)[0] == 404
+    plain = collect(project, host.control_url("http"), cert=cert)  # HTTP to the HTTPS agent
+    assert plain.returncode == 1
+    assert f"agent {host.control_url('http')}: cannot fetch its data: " in plain.stderr
     untrusted = collect(project, agent)  # no CA for the agent's certificate
     assert untrusted.returncode == 1
     assert f"agent {agent}: cannot fetch its data: TLS: CERTIFICATE_VERIFY_FAILED" in \
@@ -204,6 +207,8 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
         assert contains(final, snapshot) == [], f"snapshot {number} has lines the final lacks"
         assert contains(snapshot, ground_truth(project, load.kinds_done_before(asked))) == []
     assert "servercov: control: stop requested by" in host.log()
+    assert "servercov: control: a connection from 10.231." in host.log()  # the plain HTTP one
+    assert "Traceback" not in host.log()
     assert (host.folder / "coverage.json").exists()  # the host wrote its own reports too
     assert (project / "coverage.json").exists()
     assert sorted(p.name for p in project.glob(".coverage.*")) == []
