@@ -431,3 +431,24 @@ def test_the_container_example_measured_between_two_hosts(tmp_path, hosts):
     _, statements, _, missing, _ = cov.analysis2(str(views))
     export = views.read_text().splitlines().index("def export_user(uid: str) -> Response:") + 1
     assert missing == [n for n in statements if n > export]  # as examples/gunicorn measures
+
+
+def test_a_run_against_an_agent_that_never_answers_runs_no_test(tmp_path):
+    port = network.pick_free_port("127.0.0.1")  # nothing listens there
+    project = collector(tmp_path, servercov=f"""
+        remotes = http://127.0.0.1:{port}
+        url = http://127.0.0.1:{port}
+        startup_timeout = 1
+        """)
+    ran = run_servercov(project, "run", "--", sys.executable, "-c", "open('ran', 'w')")
+    assert ran.returncode == 1
+    assert servercov_lines(ran.stderr) == [
+        f"servercov: error: agents did not answer /status within 1 s (startup_timeout): "
+        f"http://127.0.0.1:{port}: Connection refused"]
+    assert not (project / "ran").exists()
+    # serve needs a command even where remotes are set: it is what runs the server.
+    refused = run_servercov(project, "serve")
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        f"servercov: error: {project / '.apirc'}: [servercov] command: serve runs the server, "
+        "so it needs how to start it (remotes are collected with servercov collect)"]
