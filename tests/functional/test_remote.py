@@ -138,7 +138,10 @@ def tls_control(host: Host, cert: Path, key: Path) -> list[str]:
 def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
     host = hosts()
     cert, key = make_cert(tmp_path, [host.address])
-    serve = host.start_serve(*tls_control(host, cert, key))
+    token_file = tmp_path / "control-token"
+    token_file.write_text(TOKEN + "\n")
+    serve = host.start_serve(*tls_control(host, cert, key), "--control-token-file",
+                             str(token_file), token=None)
     host.wait_serving()
     project = collector(tmp_path)
     agent = host.control_url()
@@ -194,7 +197,8 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
     assert set(measured_lines(lost / ".coverage", lost / "webapp")) == {"__init__.py"}
 
     load.wait()
-    stopped = collect(project, "--stop", agent, cert=cert)
+    stopped = collect(project, "--stop", "--control-token-file", str(token_file), agent,
+                      cert=cert, token=None)
     assert stopped.returncode == 0, stopped.stderr
     assert end_process(serve) == 0, host.log()
     assert host.pids() == [], "processes left in the host after /stop"
