@@ -36,6 +36,7 @@ from nose2_servercov import data, network
 from nose2_servercov.agent import CONTENT_TYPE, PROBLEM_HEADER, TOKEN_ENV, WARNING_HEADER
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ConfigError, DataError, ServercovError, ServerStartError
+from nose2_servercov.servestate import read_state, state_path
 
 REMOTE_INFIX = ".servercov-remote."
 _SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".tox",
@@ -305,6 +306,16 @@ def combine_collected(config: ServerConfig, files: Sequence[str], out: IO[str], 
     return data._combine_and_report(data._coverage(settings), every, every, config.reports, out)
 
 
+def refuse_beside_a_serve(config: ServerConfig) -> None:
+    """Refuse to collect where a local serve of the same rcfile writes its data files."""
+    serving = read_state(state_path(config.rcfile))
+    if serving is not None and serving.is_running():
+        # Its processes write <data_file>.* right here: erasing them would lose their data.
+        raise DataError(f"a servercov serve (pid {serving.serve_pid}) runs with "
+                        f"{config.rcfile} and writes its data beside it; collect with an "
+                        "rcfile in another folder")
+
+
 def collect(config: ServerConfig, urls: Sequence[str], *, token: str | None, stop: bool,
             out: IO[str], err: IO[str], in_run: bool = False) -> Collected:
     """Fetch from every agent at once, combine what came back, report; name the failures.
@@ -313,6 +324,8 @@ def collect(config: ServerConfig, urls: Sequence[str], *, token: str | None, sto
     data files the test runner wrote meanwhile are combined too.
     """
     settings = data.server_settings(config.rcfile)
+    if not in_run:
+        refuse_beside_a_serve(config)
     local = []
     if in_run:
         data.save_runner_data(settings)
@@ -400,6 +413,7 @@ class RemoteRun:
                               "expected where the tests reach the remote servers (url, or host "
                               "and port), got port 0")
         self.url = config.url.format(host=config.host, port=config.port).rstrip("/")
+        refuse_beside_a_serve(config)
         data.erase_stale_data(self.settings)
         started = time.monotonic()
         deadline = started + config.startup_timeout

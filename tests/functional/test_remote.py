@@ -359,6 +359,12 @@ def test_loopback_agent_without_a_token_and_collect_without_agents(tmp_path):
         assert control_request("GET", agent + "/status", token=None)[0] == 200
         assert control_request("GET", agent + "/nothing", token=None)[0] == 404
         assert control_request("GET", agent + "/stop", token=None)[0] == 405
+        beside = run_servercov(project, "collect", agent)  # the serve's own folder
+        assert beside.returncode == 1
+        assert beside.stderr.splitlines() == [
+            f"servercov: error: a servercov serve (pid {serve.pid}) runs with "
+            f"{project / '.apirc'} and writes its data beside it; collect with an rcfile in "
+            "another folder"]
         checkout = collector(tmp_path, paths="")
         nothing = run_servercov(checkout, "collect")
         assert nothing.returncode == 1
