@@ -181,8 +181,10 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
         assert taken.returncode == 0, taken.stderr
         snapshots.append((asked, measured_lines(project / ".coverage", project / "webapp")))
 
-    # A checkout without [paths]: the one line that says which entry maps the host's files.
-    lost = collector(tmp_path, paths="", name="nopaths")
+    # A checkout whose [paths] names the wrong place: the one line that says which entry
+    # maps the host's files.
+    wrong_paths = "\n[paths]\nwebapp =\n    webapp/\n    /nowhere/srv/app/webapp/\n"
+    lost = collector(tmp_path, paths=wrong_paths, name="wrongpaths")
     unmapped = collect(lost, agent, cert=cert)
     assert unmapped.returncode == 1
     remote_file = host.folder / "webapp" / "__init__.py"
@@ -191,7 +193,7 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
         f"servercov: error: collected data names {remote_file}, which matches no local file; "
         f"add this [paths] entry to {lost / '.apirc'}: {entry}")
     rcfile = lost / ".apirc"
-    rcfile.write_text(rcfile.read_text().replace("[servercov]", f"[paths]\n{entry}\n\n[servercov]"))
+    rcfile.write_text(rcfile.read_text().replace(wrong_paths, f"\n[paths]\n{entry}\n"))
     mapped = collect(lost, agent, cert=cert)
     assert mapped.returncode == 0, mapped.stderr
     assert set(measured_lines(lost / ".coverage", lost / "webapp")) == {"__init__.py"}
