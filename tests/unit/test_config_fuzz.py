@@ -45,6 +45,9 @@ GOOD = {
     "reports": ["term, html", "", "term term", "xml,,json"],
     "autosave": ["0", "0.0", "0.5", "86400"],
     "contexts": ["off", "test", "TEST"],
+    "remotes": ["", "https://api-1:8765", "http://10.0.0.2:8765/, http://[::1]:8765",
+                "https://a:1\nhttps://b:2"],
+    "remote_stop": ["true", "false", "No", "1"],
 }
 BAD = {
     "command": ["{port:d} x", "{port!r}", "{x}", "{", "}", "'unclosed", "a\0b", "{0}",
@@ -66,6 +69,8 @@ BAD = {
     "reports": ["pdf"],
     "autosave": ["-0", "1e20", "86401", "nan"],
     "contexts": ["request", ""],
+    "remotes": ["api-1:8765", "ftp://x:1", "http://", "https://a:"],
+    "remote_stop": ["maybe", "", "2"],
 }
 
 COVERAGE_KEYS = [(b"[run]", b"data_file"), (b"[run]", b"source"), (b"[run]", b"branch"),
