@@ -22,7 +22,7 @@ from typing import Any
 
 from nose2_servercov import data, snapshot
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
-from nose2_servercov.errors import ServeError, ServercovError
+from nose2_servercov.errors import LostDataError, ServeError, ServercovError
 from nose2_servercov.servestate import (
     ServeState,
     exclusive,
@@ -35,6 +35,7 @@ from nose2_servercov.session import ServerSession
 
 ERROR = 1
 FAIL_UNDER = 2
+LOST_DATA = 3  # a measured server process lost its data (lost_data = fail)
 NOT_FOUND = 127  # as a shell says of a command it cannot find
 
 EXAMPLES = {
@@ -131,15 +132,27 @@ def _raise_stop(signum: int, frame: Any) -> None:
     raise _Stop(signum)
 
 
-def _finish(session: ServerSession) -> tuple[str | None, bool]:
-    """Stop the server, report; return (what went wrong, fail_under missed)."""
+def _finish(session: ServerSession) -> tuple[str | None, int]:
+    """Stop the server, report; return (what went wrong, the status of the report).
+
+    The status: LOST_DATA when a measured process lost its data, FAIL_UNDER
+    when fail_under was not met, else 0.
+    """
     problem = None
     outcome = session.stop()
     if outcome is not None and outcome.exited_early:
         problem = (f"the server exited with code {outcome.exit_code} before the end; what it "
                    "executed until then is kept")
-    result = session.finish()
-    return problem, result.failed_under
+    try:
+        result = session.finish()
+    except LostDataError as exc:
+        if problem:
+            _say(f"error: {problem}")
+        _say(f"error: {exc}")
+        return None, LOST_DATA
+    if result.lost_data:
+        return problem, LOST_DATA
+    return problem, FAIL_UNDER if result.failed_under else 0
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -207,14 +220,17 @@ def _run(args: argparse.Namespace) -> int:
             code = 128 + stop.args[0]
         _ignore_stop_signals()
         try:
-            problem, failed_under = _finish(session)
+            problem, status = _finish(session)
         except ServercovError as exc:
             _say(f"error: {exc}")
             return code or ERROR
     if problem:
         _say(f"error: {problem}")
-        return code or ERROR
-    return FAIL_UNDER if failed_under and code == 0 else code
+    if code:
+        return code
+    if status == LOST_DATA:
+        return LOST_DATA
+    return ERROR if problem else status
 
 
 def _ignore_stop_signals() -> None:
@@ -260,13 +276,14 @@ def _serve(args: argparse.Namespace) -> int:
             try:
                 # One report at a time: a snapshot may be writing right now.
                 with exclusive(path) if path.exists() else contextlib.nullcontext():
-                    problem, failed_under = _finish(session)
+                    problem, status = _finish(session)
             finally:
                 _remove_state(path)
     if problem:
         _say(f"error: {problem}")
-        return ERROR
-    return FAIL_UNDER if failed_under else 0
+    if status == LOST_DATA:
+        return LOST_DATA
+    return ERROR if problem else status
 
 
 def _remove_state(path: Path) -> None:

@@ -27,6 +27,7 @@ DEFAULT_RCFILES = (".apirc", ".coveragerc")
 PLACEHOLDERS = ("python", "host", "port", "url")
 REPORTS = ("term", "term-missing", "html", "xml", "json", "lcov")
 CONTEXTS = ("off", "test")
+LOST_DATA = ("fail", "warn")
 
 
 def _text(value: str) -> str:
@@ -126,6 +127,13 @@ def _contexts(value: str) -> str:
     return choice
 
 
+def _lost_data(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in LOST_DATA:
+        raise ValueError("fail or warn")
+    return choice
+
+
 @dataclass(frozen=True)
 class Key:
     """One ``[servercov]`` key: how to parse it, its default, what it means."""
@@ -167,6 +175,10 @@ KEYS: tuple[Key, ...] = (
         "seconds between automatic saves inside each server process (0 = off)"),
     Key("contexts", _contexts, "off",
         "`test`: server-side lines are recorded under the id of the test that sent the request"),
+    Key("lost_data", _lost_data, "fail",
+        "what a measured process that ran code but left no readable data does to the run: "
+        "`fail` (the run fails, exit status 3 for `servercov`) or `warn` (named on a "
+        "`servercov:` line only)"),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
@@ -192,6 +204,7 @@ class ServerConfig:
     reports: tuple[str, ...]
     autosave: float
     contexts: str
+    lost_data: str
 
     @property
     def folder(self) -> Path:
