@@ -224,7 +224,12 @@ def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accoun
             continue
         proc = everyone.get(pid) if pid is not None else None
         who = f"pid {pid} ({proc.command})" if proc else (f"pid {pid}" if pid else "a process")
-        result.losses.append(f"data file {name} of {who} {reason}; not combined")
+        if pid in facts.saved_before_signal and data.DUMP_INFIX not in name:
+            # Its dump, written on request just before the stop signal, holds what it ran.
+            result.warnings.append(f"data file {name} of {who} {reason}; not combined: the "
+                                   "data it wrote when asked before the stop signal is")
+        else:
+            result.losses.append(f"data file {name} of {who} {reason}; not combined")
         if reason.startswith("is empty"):
             with contextlib.suppress(OSError):
                 os.unlink(name)  # nothing in it; it must not break the combine

@@ -214,11 +214,15 @@ def _answer_snapshots(control: str, autosave: float) -> None:
             time.sleep(1.0)
 
 
+_answering_pid: list[int] = []  # the pid whose polling thread runs (once per process)
+
+
 def _start_answering_snapshots() -> None:
     """Register this process for snapshots and start its polling thread (again after fork)."""
     control = os.environ.get("SERVERCOV_CONTROL")
-    if not control:
+    if not control or _answering_pid == [os.getpid()]:
         return
+    _answering_pid[:] = [os.getpid()]
     try:
         autosave = float(os.environ.get("SERVERCOV_AUTOSAVE") or 0)
         # Registered before it serves anything, so a snapshot waits for this process.
@@ -334,6 +338,7 @@ def _register_uwsgi_workers() -> None:
                     if not os.path.exists(os.path.join(
                             os.environ.get("SERVERCOV_RUN_DIR", ""), f"proc.{os.getpid()}")):
                         _register()
+                    _start_answering_snapshots()
                     if previous is not None:
                         previous()
 
@@ -354,10 +359,16 @@ def install() -> None:
     os.register_at_fork(after_in_child=_register)
     atexit.register(_mark_orderly_exit)
     _mark_exits_that_skip_atexit()
-    if os.path.basename(_executable()).startswith("uwsgi"):
+    in_uwsgi = os.path.basename(_executable()).startswith("uwsgi")
+    if in_uwsgi:
         _register_uwsgi_workers()
     _save_on_sigterm()
     _trace_threads_made_in_c()
     _keep_data_of_a_master_that_never_exits(cov)
-    _start_answering_snapshots()
+    # Not in the uWSGI master: a worker forked without Python's fork hooks keeps
+    # the master's threading state, and a C thread of the worker that reuses the
+    # polling thread's ident would pass for it and never be traced.  Each worker
+    # starts its own from the post-fork hook instead.
+    if not in_uwsgi:
+        _start_answering_snapshots()
     os.register_at_fork(after_in_child=_start_answering_snapshots)
