@@ -173,9 +173,14 @@ def _signal_name(number: int) -> str:
 
 def _likely_cause(proc: Registration, marker: dict[str, int] | None,
                   everyone: dict[int, Registration], run_dir: Path, facts: StopFacts) -> str:
+    parent = everyone.get(proc.ppid)
+    parent_stopped = parent is not None and _exit_marker(run_dir, parent.pid) is not None
     if marker is not None:
-        return ("it reached its exit, but coverage wrote no readable data "
-                "(killed while saving? see the server's output)")
+        if parent_stopped and proc.pid in facts.alive_at_stop:
+            return (f"killed while saving, likely by its parent (pid {proc.ppid}) as that one "
+                    "stopped: a supervisor that kills its children on SIGTERM, as Django's "
+                    "autoreloader does")
+        return "it reached its exit, but was killed while saving (see the server's output)"
     if proc.pid == facts.leader_pid and facts.leader_status is not None:
         status = facts.leader_status
         if status < 0:
@@ -189,9 +194,8 @@ def _likely_cause(proc: Registration, marker: dict[str, int] | None,
     if proc.pid not in facts.alive_at_stop:
         return ("ended while the tests ran without saving: killed by SIGKILL (or by its "
                 "parent), or ended through os._exit without coverage's patch")
-    parent = everyone.get(proc.ppid)
-    if parent is not None and _exit_marker(run_dir, parent.pid) is not None:
-        return (f"likely killed by its parent (pid {parent.pid}) as that one stopped: "
+    if parent_stopped:
+        return (f"likely killed by its parent (pid {proc.ppid}) as that one stopped: "
                 "a supervisor that SIGKILLs its children on SIGTERM, as Django's "
                 "autoreloader does")
     if facts.step == "SIGKILL":
@@ -212,6 +216,7 @@ def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accoun
     everyone = registrations(run_dir)
     result.registered = len(everyone)
     good_by_pid: dict[int, list[str]] = {}
+    bad_by_pid: dict[int, list[str]] = {}
     for name in data.data_files(settings):
         if name.endswith((".tmp", "-journal")):
             continue
@@ -222,39 +227,45 @@ def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accoun
             if pid is not None:
                 good_by_pid.setdefault(pid, []).append(name)
             continue
-        proc = everyone.get(pid) if pid is not None else None
-        who = f"pid {pid} ({proc.command})" if proc else (f"pid {pid}" if pid else "a process")
-        if pid in facts.saved_before_signal and data.DUMP_INFIX not in name:
-            # Its dump, written on request just before the stop signal, holds what it ran.
-            result.warnings.append(f"data file {name} of {who} {reason}; not combined: the "
-                                   "data it wrote when asked before the stop signal is")
-        else:
-            result.losses.append(f"data file {name} of {who} {reason}; not combined")
+        bad_by_pid.setdefault(pid or 0, []).append(f"its data file {name} {reason}")
         if reason.startswith("is empty"):
             with contextlib.suppress(OSError):
                 os.unlink(name)  # nothing in it; it must not break the combine
         else:
             with contextlib.suppress(OSError):  # kept for a look, out of the combine's way
                 os.replace(name, f"{settings.data_file}.servercov-unreadable.pid{pid or 0}")
-    for pid, proc in sorted(everyone.items()):
-        marker = _exit_marker(run_dir, pid)
+    for pid in sorted(set(everyone) | set(bad_by_pid)):
+        proc = everyone.get(pid)
+        who = f"pid {pid} ({proc.command})" if proc else f"pid {pid}"
+        bad = "; ".join(bad_by_pid.get(pid, []))
         files = good_by_pid.get(pid, [])
+        if proc is None:  # a file of a process that never registered
+            result.losses.append(f"{who}: {bad}; not combined")
+            continue
+        marker = _exit_marker(run_dir, pid)
+        cause = _likely_cause(proc, marker, everyone, run_dir, facts)
         if files:
-            if marker is None and pid not in facts.saved_before_signal and \
+            if bad and pid in facts.saved_before_signal:
+                # Its dump, written on request just before the stop signal, holds what it ran.
+                result.warnings.append(f"{who}: {bad}; not combined, its data written just "
+                                       "before the stop signal is")
+            elif bad:
+                result.losses.append(f"{who}: {bad}; not combined; {cause}")
+            elif marker is None and pid not in facts.saved_before_signal and \
                     all(data.DUMP_INFIX in name for name in files) and \
                     not _is_uwsgi_master(proc, facts):
-                result.warnings.append(
-                    f"pid {pid} ({proc.command}) ended without saving: what it ran after "
-                    "its last autosave or snapshot is lost; "
-                    + _likely_cause(proc, marker, everyone, run_dir, facts))
+                result.warnings.append(f"{who} ended without saving: what it ran after its "
+                                       f"last autosave or snapshot is lost; {cause}")
+            continue
+        if bad:
+            result.losses.append(f"{who} lost its data: {bad}; {cause}")
             continue
         if marker is not None and marker.get("measured") == 0:
             result.measured_nothing += 1
             continue
         if marker is None and _is_uwsgi_master(proc, facts):
             continue
-        result.losses.append(f"pid {pid} ({proc.command}) left no coverage data: "
-                             + _likely_cause(proc, marker, everyone, run_dir, facts))
+        result.losses.append(f"{who} left no coverage data: {cause}")
     for pid, messages in _problems(run_dir).items():
         for message in messages:
             text = message.removeprefix(f"servercov: pid {pid}: ")
