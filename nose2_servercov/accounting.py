@@ -85,6 +85,7 @@ class Accounting:
     warnings: list[str] = field(default_factory=list)
     registered: int = 0
     measured_nothing: int = 0
+    measured_any: bool = False  # whether a readable file holds any measured source file
     not_measured: list[str] = field(default_factory=list)
 
     @property
@@ -149,19 +150,19 @@ def _pid_of(name: str, settings: CoverageConfig) -> int | None:
     return int(match[1]) if match else None
 
 
-def unreadable_reason(path: str) -> str | None:
-    """Return why coverage cannot use the data file ``path``, None if it can."""
+def read_data_file(path: str) -> tuple[str | None, int]:
+    """Return why coverage cannot use ``path`` (None if it can), and how many files it holds."""
     try:
         if os.path.getsize(path) == 0:
-            return "is empty (0 bytes): the process was killed while saving"
+            return "is empty (0 bytes): the process was killed while saving", 0
         found = CoverageData(path, no_disk=False)
         found.read()
-        found.measured_files()
+        count = len(found.measured_files())
         found.close(force=True)
     except Exception as exc:  # sqlite3 errors, DataError, ...: what coverage would meet
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return f"cannot be read by coverage ({first})"
-    return None
+        return f"cannot be read by coverage ({first})", 0
+    return None, count
 
 
 def _signal_name(number: int) -> str:
@@ -221,9 +222,10 @@ def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accoun
         if name.endswith((".tmp", "-journal")):
             continue
         pid = _pid_of(name, settings)
-        reason = unreadable_reason(name)
+        reason, measured = read_data_file(name)
         if reason is None:
             result.good_files.append(name)
+            result.measured_any = result.measured_any or measured > 0
             if pid is not None:
                 good_by_pid.setdefault(pid, []).append(name)
             continue

@@ -232,7 +232,7 @@ class ServerSession:
         return found
 
     def _nothing_to_report(self, found: accounting.Accounting) -> DataError:
-        if found.losses:
+        if found.losses and not found.good_files:
             error = LostDataError if self.config.lost_data == "fail" else DataError
             return error("no coverage data to report: every measured server process lost "
                          "its data (named above)")
@@ -255,7 +255,7 @@ class ServerSession:
             self.say("saved the test runner's own coverage data to combine it too")
         try:
             found = self.account(outcome)
-            if not found.good_files:
+            if not found.measured_any:
                 raise self._nothing_to_report(found)
             result = data.combine_and_report(self.settings, self.config.reports, self.out,
                                              files=found.good_files)
