@@ -230,11 +230,12 @@ def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accoun
                 good_by_pid.setdefault(pid, []).append(name)
             continue
         bad_by_pid.setdefault(pid or 0, []).append(f"its data file {name} {reason}")
-        if reason.startswith("is empty"):
-            with contextlib.suppress(OSError):
-                os.unlink(name)  # nothing in it; it must not break the combine
-        else:
-            with contextlib.suppress(OSError):  # kept for a look, out of the combine's way
+        # Out of the combine's way: an empty file goes, an unreadable one is kept for
+        # a look, unless the process's data is whole in the dump it wrote on request.
+        with contextlib.suppress(OSError):
+            if reason.startswith("is empty") or pid in facts.saved_before_signal:
+                os.unlink(name)
+            else:
                 os.replace(name, f"{settings.data_file}.servercov-unreadable.pid{pid or 0}")
     for pid in sorted(set(everyone) | set(bad_by_pid)):
         proc = everyone.get(pid)
