@@ -252,8 +252,8 @@ def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accoun
                 # Its dump, written on request just before the stop signal, holds what it ran.
                 result.warnings.append(f"{who}: {bad}; not combined, its data written just "
                                        "before the stop signal is")
-            elif bad:
-                result.losses.append(f"{who}: {bad}; not combined; {cause}")
+            elif bad:  # its other files are combined: only this file's part is gone
+                result.losses.append(f"{who}: {bad}; not combined")
             elif marker is None and pid not in facts.saved_before_signal and \
                     all(data.DUMP_INFIX in name for name in files) and \
                     not _is_uwsgi_master(proc, facts):
