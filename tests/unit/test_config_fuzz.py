@@ -42,6 +42,7 @@ GOOD = {
     "reports": ["term, html", "", "term term", "xml,,json"],
     "autosave": ["0", "0.0", "0.5", "86400"],
     "contexts": ["off", "test", "TEST"],
+    "lost_data": ["fail", "warn", " WARN "],
 }
 BAD = {
     "command": ["{port:d} x", "{port!r}", "{x}", "{", "}", "'unclosed", "a\0b", "{0}",
@@ -63,6 +64,7 @@ BAD = {
     "reports": ["pdf"],
     "autosave": ["-0", "1e20", "86401", "nan"],
     "contexts": ["request", ""],
+    "lost_data": ["ignore", "", "fail, warn"],
 }
 
 COVERAGE_KEYS = [(b"[run]", b"data_file"), (b"[run]", b"source"), (b"[run]", b"branch"),
