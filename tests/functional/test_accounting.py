@@ -244,3 +244,34 @@ def test_a_source_that_matches_nothing_says_so(tmp_path):
         "nosuchpackage: check [run] source")
     assert "lost data" not in run.stderr
     assert_no_leftovers(project)
+
+
+def test_serve_with_a_worker_sigkilled_exits_3_after_servercov_stop(tmp_path):
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    from tests.support import end_process, run_servercov, serve_state, start_serve
+
+    project = make_project(tmp_path, "servers", servercov=GUNICORN_2)
+    serve = start_serve(project)
+    try:
+        state = serve_state(project, serve)
+        deadline = time.monotonic() + 30
+        seen: set[int] = set()
+        while len(seen) < 2 and time.monotonic() < deadline:
+            with urllib.request.urlopen(state["url"] + "/pid/", timeout=10) as answer:
+                seen.add(json.load(answer)["pid"])
+        victim = min(seen)
+        os.kill(victim, signal.SIGKILL)
+        stopped = run_servercov(project, "stop", timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert end_process(serve) == 3
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    output = (project / "serve.log").read_text()
+    assert any(line.startswith(f"servercov: lost data: pid {victim} (")
+               for line in servercov_lines(output)), output
+    assert_no_leftovers(project)
