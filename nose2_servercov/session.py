@@ -13,12 +13,15 @@ import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from nose2_servercov import accounting, data, network, preflight
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import DataError, LostDataError, ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
+
+if TYPE_CHECKING:
+    from nose2_servercov.remote import RemoteRun
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 TOKEN_HEADER = "X-Servercov-Token"
@@ -49,6 +52,12 @@ class ServerSession:
         self.port = config.port
         self.url = ""
         self.process: ServerProcess | None = None
+        # With remotes and no command, nothing starts here: the agents are collected from.
+        self.remote: RemoteRun | None = None
+        if config.remotes and not config.command:
+            from nose2_servercov.remote import RemoteRun
+
+            self.remote = RemoteRun(config, out=self.out, err=self.err)
 
     def say(self, message: str) -> None:
         """Print one ``servercov:`` line."""
@@ -75,6 +84,7 @@ class ServerSession:
             "PYTHONPATH": os.pathsep.join(python_path),
             "PYTHONUNBUFFERED": "1",
         })
+        env.pop("SERVERCOV_CONTROL_TOKEN", None)  # the serve's control token is not the app's
         env.pop("COVERAGE_FILE", None)  # the settings name the data file already
         for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE", "SERVERCOV_RUN_DIR"):
             env.pop(name, None)  # an outer servercov's, not ours
@@ -127,6 +137,9 @@ class ServerSession:
     def start(self) -> str:
         """Start the server measured and wait until it is ready; return its URL."""
         preflight.check_before_start(self.config, self.settings)
+        if self.remote is not None:
+            self.url = self.remote.start()
+            return self.url
         data.erase_stale_data(self.settings)
         self.run_dir = accounting.make_run_dir()
         atexit.register(accounting.remove_run_dir, self.run_dir)
@@ -166,6 +179,8 @@ class ServerSession:
 
     def running(self) -> bool:
         """Return whether the server command still runs."""
+        if self.remote is not None:
+            return True
         return self.process is not None and self.process.exit_code() is None
 
     def _show_progress(self, awaited: str) -> Callable[[float], None]:
@@ -195,6 +210,8 @@ class ServerSession:
 
     def stop(self, *, quiet: bool = False) -> StopOutcome | None:
         """Stop the server and reap its whole process group; idempotent."""
+        if self.remote is not None and self.url and not quiet:
+            self.remote.collect()  # /stop (or /snapshot) on every agent
         if self.process is None:
             return None
         first = not self.process.stopped
@@ -255,6 +272,8 @@ class ServerSession:
 
     def finish(self) -> data.ReportResult:
         """Stop the server, account for every process's data, combine it, write the reports."""
+        if self.remote is not None:
+            return self.remote.finish()
         if self.process is None or self.run_dir is None:
             raise ServerStartError("the server was not started: there is nothing to report")
         outcome = self.stop()
