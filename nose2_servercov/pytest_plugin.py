@@ -123,7 +123,7 @@ class ServercovController:
             end = run.finish()
             for problem in end.problems:
                 self._say_error(problem)
-        if (end.problems or end.failed_under) and session.exitstatus == 0:
+        if (end.problems or end.failed_under or end.lost_data) and session.exitstatus == 0:
             session.exitstatus = FAILED
 
 

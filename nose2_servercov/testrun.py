@@ -67,6 +67,11 @@ class RunEnd:
         """Return whether ``[report] fail_under`` was not met."""
         return self.result is not None and self.result.failed_under
 
+    @property
+    def lost_data(self) -> bool:
+        """Return whether a measured process lost its data (with ``lost_data = fail``)."""
+        return self.result is not None and self.result.lost_data
+
 
 class MeasuredTestRun:
     """Start the server for the tests of this process, hand them its URL, stop and report."""
