@@ -27,6 +27,7 @@ DEFAULT_RCFILES = (".apirc", ".coveragerc")
 PLACEHOLDERS = ("python", "host", "port", "url")
 REPORTS = ("term", "term-missing", "html", "xml", "json", "lcov")
 CONTEXTS = ("off", "test")
+CORES = ("auto", "ctrace", "sysmon", "pytrace")
 
 
 def _text(value: str) -> str:
@@ -126,6 +127,13 @@ def _contexts(value: str) -> str:
     return choice
 
 
+def _core(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in CORES:
+        raise ValueError(", ".join(CORES))
+    return choice
+
+
 @dataclass(frozen=True)
 class Key:
     """One ``[servercov]`` key: how to parse it, its default, what it means."""
@@ -167,6 +175,10 @@ KEYS: tuple[Key, ...] = (
         "seconds between automatic saves inside each server process (0 = off)"),
     Key("contexts", _contexts, "off",
         "`test`: server-side lines are recorded under the id of the test that sent the request"),
+    Key("core", _core, "auto",
+        "coverage core in the server processes: `auto` (sys.monitoring on 3.12+ where the "
+        "effective config allows it, else the C tracer; the user's own `[run] core` or "
+        "`COVERAGE_CORE` wins), `ctrace`, `sysmon`, `pytrace`"),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
@@ -192,6 +204,7 @@ class ServerConfig:
     reports: tuple[str, ...]
     autosave: float
     contexts: str
+    core: str
 
     @property
     def folder(self) -> Path:

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from nose2_servercov import data, network
+from nose2_servercov import cores, data, known_bugs, network
 from nose2_servercov.config import ServerConfig
-from nose2_servercov.errors import ServerStartError
+from nose2_servercov.errors import ConfigError, ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
@@ -37,6 +37,10 @@ class ServerSession:
         self.settings = data.server_settings(config.rcfile)
         if config.contexts == "test":
             self.settings.show_contexts = True  # [html] show_contexts
+        self.core = cores.choose_core(self.settings, config.core, server_env=config.env,
+                                      contexts_test=config.contexts == "test",
+                                      origin=str(config.rcfile))
+        self.settings.core = self.core.core  # the serialized settings win in the server
         # Server processes answer snapshots (`servercov serve`) and autosave
         # through files in this folder; None when neither is asked for.
         self.control = (data.control_dir(self.settings) if snapshots or config.autosave
@@ -114,6 +118,9 @@ class ServerSession:
 
     def start(self) -> str:
         """Start the server measured and wait until it is ready; return its URL."""
+        refused = known_bugs.refusal(self.config.command, self.config.cwd, self.server_env())
+        if refused:
+            raise ConfigError(f"{self.config.rcfile}: [servercov] command: {refused}")
         data.erase_stale_data(self.settings)
         if self.control is not None:
             self.control.mkdir(mode=0o700, exist_ok=True)
@@ -138,7 +145,7 @@ class ServerSession:
             if self.err.isatty():
                 self.err.write("\r\033[K")  # clear the progress line
         self.say(f"server started: pid {self.process.pid}, {self.url}, "
-                 f"ready in {seconds:.2f} s")
+                 f"ready in {seconds:.2f} s, {self.core.describe()}")
         return self.url
 
     def running(self) -> bool:

@@ -39,10 +39,18 @@ def make_project(tmp_path: Path, scenario: str = "basic", *, servercov: str | No
     return project
 
 
+# What an outer measured run (pytest-cov, ``coverage run -m pytest``) sets for itself:
+# handed on, the child runs would be measured into its data file or write theirs
+# elsewhere.  Every other COVERAGE_* variable (COVERAGE_CORE above all) is the
+# user's and is passed on, as a user's shell passes it to servercov.
+OUTER_RUN_ONLY = ("COVERAGE_FILE", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG",
+                  "COVERAGE_RCFILE", "COVERAGE_DEBUG", "COVERAGE_DEBUG_FILE")
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """Return an environment for a child run: ours, minus what would confuse it."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COVERAGE_", "SERVERCOV_")) and k != "PYTHONPATH"}
+           if k not in OUTER_RUN_ONLY and not k.startswith("SERVERCOV_") and k != "PYTHONPATH"}
     env.update(extra)
     return env
 

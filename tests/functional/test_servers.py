@@ -78,6 +78,8 @@ VARIANTS = {
     "uwsgi-master": Variant(UWSGI_MASTER, 4, "INT"),
     # Python's fork hooks on: coverage restarts in each worker, the master's data is saved apart.
     "uwsgi-master-osafterfork": Variant(UWSGI_MASTER + " --py-call-osafterfork", 4, "INT"),
+    # uWSGI's own fork hooks (PyOS_BeforeFork/AfterFork_*): the same, and what works on 3.13+.
+    "uwsgi-master-forkhooks": Variant(UWSGI_MASTER + " --py-call-uwsgi-fork-hooks", 4, "INT"),
     "uwsgi-nomaster-ini": Variant("uwsgi --set-ph port={port} --ini uwsgi-nomaster.ini", 4,
                                   "HUP"),
     "waitress": Variant("waitress-serve --threads 4 --listen {host}:{port} app:app", 1, "TERM"),
