@@ -49,6 +49,9 @@ class ServerSession:
         self.port = config.port
         self.url = ""
         self.process: ServerProcess | None = None
+        refused = known_bugs.refusal(config.command, config.cwd, self.server_env())
+        if refused:  # before anything starts
+            raise ConfigError(f"{config.rcfile}: [servercov] command: {refused}")
 
     def say(self, message: str) -> None:
         """Print one ``servercov:`` line."""
@@ -118,9 +121,6 @@ class ServerSession:
 
     def start(self) -> str:
         """Start the server measured and wait until it is ready; return its URL."""
-        refused = known_bugs.refusal(self.config.command, self.config.cwd, self.server_env())
-        if refused:
-            raise ConfigError(f"{self.config.rcfile}: [servercov] command: {refused}")
         data.erase_stale_data(self.settings)
         if self.control is not None:
             self.control.mkdir(mode=0o700, exist_ok=True)

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 from coverage import CoverageData
 
+from nose2_servercov import known_bugs
 from tests.support import (
     RUN_TIMEOUT,
     assert_no_leftovers,
@@ -37,6 +39,7 @@ from tests.support import (
     plan,
     python_env,
     run_nose2,
+    servercov_lines,
     stray_data_files,
 )
 
@@ -122,12 +125,28 @@ class Outcome:
     truth_arcs: int
 
 
+# The cores this interpreter offers, beside the default (auto).  sys.monitoring
+# cannot measure branches before Python 3.14, so under sysmon the scenario
+# measures lines only there (coverage would fall back to the C tracer).
+CORES = ["ctrace", "pytrace"] + (["sysmon"] if sys.version_info >= (3, 12) else [])
+SYSMON_BRANCHES = sys.version_info >= (3, 14)
+
+
+def lines_only(core: str) -> bool:
+    """Return whether the scenario must measure lines only to run under ``core``."""
+    return core == "sysmon" and not SYSMON_BRANCHES
+
+
 def run_variant(tmp_path: Path, name: str, *, route: bool = True, kill: bool = False,
-                runner: str = "nose2") -> tuple[Path, Outcome, str]:
+                runner: str = "nose2", core: str = "auto") -> tuple[Path, Outcome, str]:
     """Run the scenario under ``name`` and return the project, the outcome, the output."""
     require_servers()
     variant = VARIANTS[name]
-    project = make_project(tmp_path, "servers", servercov=variant.servercov(route=route))
+    servercov = variant.servercov(route=route) + f"core = {core}\n"
+    project = make_project(tmp_path, "servers", servercov=servercov)
+    if lines_only(core):
+        rcfile = project / ".apirc"
+        rcfile.write_text(rcfile.read_text().replace("branch = True", "branch = False"))
     env = {"PATH": server_path(), "LOAD_WORKERS": str(variant.workers)}
     if kill:
         env["LOAD_KILL"] = "1"
@@ -140,6 +159,8 @@ def run_variant(tmp_path: Path, name: str, *, route: bool = True, kill: bool = F
             text=True, timeout=RUN_TIMEOUT)
     output = run.stderr
     assert run.returncode == 0, output + "\n" + tail(project / "server.log")
+    if core != "auto":
+        assert f", core {core}\n" in output, output  # the start line names it, no fallback
     stopped = re.search(r"^servercov: server stopped by (\S+) in ([\d.]+) s$", output, re.M)
     combined = re.search(r"^servercov: combined (\d+) data files? into", output, re.M)
     assert stopped and combined, output
@@ -155,10 +176,11 @@ def tail(log: Path, lines: int = 40) -> str:
 
 
 def compare_with_ground_truth(project: Path, outcome: Outcome, requests: list,
-                              may_miss: list | None = None) -> None:
+                              may_miss: list | None = None, *, arcs_too: bool = True) -> None:
     """Assert measured == the requests replayed in-process, lines and arcs.
 
     ``may_miss``: requests whose lines may be absent (and only those lines).
+    ``arcs_too``: False when the run measured lines only.
     """
     source = project / "webapp"
     truth = ground_truth(project, requests)
@@ -180,7 +202,10 @@ def compare_with_ground_truth(project: Path, outcome: Outcome, requests: list,
             assert got <= can, f"{name}: extra arcs {sorted(got - can)}"
     else:
         assert lines_differ(lines, truth) == []
-        assert arcs == truth_arcs
+        if arcs_too:
+            assert arcs == truth_arcs
+        else:
+            assert not any(arcs.values()), "a lines-only run recorded arcs"
     outcome.lines = sum(len(v) for v in lines.values())
     outcome.truth_lines = sum(len(v) for v in truth.values())
     outcome.arcs = sum(len(v) for v in arcs.values())
@@ -200,7 +225,13 @@ def check_clean_end(project: Path) -> None:
     assert_no_leftovers(project)
 
 
-@pytest.mark.parametrize("name", list(VARIANTS))
+# uWSGI's py-call-osafterfork aborts every worker on 3.13+: servercov refuses it
+# there (test_uwsgi_osafterfork_is_refused_in_one_line_on_python_313).
+REFUSED = ["uwsgi-master-osafterfork"] if sys.version_info >= (3, 13) else []
+MEASURABLE = [name for name in VARIANTS if name not in REFUSED]
+
+
+@pytest.mark.parametrize("name", MEASURABLE)
 def test_every_worker_and_thread_is_measured_exactly(tmp_path, name):
     project, outcome, output = run_variant(tmp_path, name)
     assert outcome.step == "shutdown_path", output
@@ -210,6 +241,21 @@ def test_every_worker_and_thread_is_measured_exactly(tmp_path, name):
                                                                   for p in ONCE])
     check_clean_end(project)
     record(name, "shutdown_path", outcome)
+
+
+@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize("name", MEASURABLE)
+def test_every_core_measures_every_worker_and_thread_exactly(tmp_path, name, core):
+    """The same as above under each core the interpreter offers, forced by ``core =``."""
+    project, outcome, output = run_variant(tmp_path, name, core=core)
+    assert outcome.step == "shutdown_path", output
+    assert outcome.load["problems"] == []
+    assert len(outcome.load["pids"]) == VARIANTS[name].workers
+    compare_with_ground_truth(project, outcome, plan(project) + [["GET", p, None, 200]
+                                                                  for p in ONCE],
+                              arcs_too=not lines_only(core))
+    check_clean_end(project)
+    record(name, f"shutdown_path, core {core}", outcome)
 
 
 @pytest.mark.parametrize("name", SIGNAL_STOPPED)
@@ -267,6 +313,34 @@ def test_servercov_run_measures_gunicorn_exactly(tmp_path):
                                                                   for p in ONCE])
     check_clean_end(project)
     record("gunicorn-sync-module", "servercov run", outcome)
+
+
+def test_uwsgi_osafterfork_is_refused_in_one_line_on_python_313(tmp_path):
+    """On 3.13+ uWSGI's py-call-osafterfork aborts every worker: refused before start.
+
+    Below 3.13 the variant is measured exactly (the tests above); the
+    workaround, py-call-uwsgi-fork-hooks, is measured exactly on every Python.
+    """
+    command = shlex.split(VARIANTS["uwsgi-master-osafterfork"].command)
+    assert known_bugs.refusal(command, tmp_path, {}, python=(3, 12)) is None
+    assert "unbit/uwsgi#2692" in str(known_bugs.refusal(command, tmp_path, {}, python=(3, 13)))
+    hooks = shlex.split(VARIANTS["uwsgi-master-forkhooks"].command)
+    assert known_bugs.refusal(hooks, tmp_path, {}, python=(3, 13)) is None
+    if sys.version_info < (3, 13):
+        assert "uwsgi-master-osafterfork" in MEASURABLE  # and measured exactly above
+        return
+    require_servers()
+    project = make_project(tmp_path, "servers",
+                           servercov=VARIANTS["uwsgi-master-osafterfork"].servercov())
+    run = run_nose2(project, PATH=server_path(), LOAD_WORKERS="4")
+    assert run.returncode != 0
+    lines = servercov_lines(run.stderr)
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("servercov: error: ") and "py-call-osafterfork aborts every " \
+        "worker at fork on Python 3.1" in lines[0], lines
+    assert "unbit/uwsgi#2692" in lines[0] and "py-call-uwsgi-fork-hooks = true" in lines[0]
+    assert not (project / "server.log").exists(), "the server was started"
+    assert_no_leftovers(project)
 
 
 def test_uwsgi_is_installed_by_the_test_extra():
