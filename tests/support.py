@@ -47,6 +47,20 @@ OUTER_RUN_ONLY = ("COVERAGE_FILE", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_C
                   "COVERAGE_RCFILE", "COVERAGE_DEBUG", "COVERAGE_DEBUG_FILE")
 
 
+# The cores this interpreter offers (coverage's [run] core values).  sys.monitoring
+# measures branches only from Python 3.14: below, a sysmon run measures lines.
+CORES = ["ctrace", "pytrace"] + (["sysmon"] if sys.version_info >= (3, 12) else [])
+
+
+def use_core(project: Path, core: str) -> None:
+    """Make ``project``'s rcfile force ``core`` (``[servercov]`` must be its last section)."""
+    rcfile = project / ".apirc"
+    text = rcfile.read_text()
+    if core == "sysmon" and sys.version_info < (3, 14):
+        text = text.replace("branch = True", "branch = False")
+    rcfile.write_text(text.rstrip("\n") + f"\ncore = {core}\n")
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """Return an environment for a child run: ours, minus what would confuse it."""
     env = {k: v for k, v in os.environ.items()

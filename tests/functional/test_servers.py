@@ -30,6 +30,7 @@ from coverage import CoverageData
 
 from nose2_servercov import known_bugs
 from tests.support import (
+    CORES,
     RUN_TIMEOUT,
     assert_no_leftovers,
     ground_truth,
@@ -41,6 +42,7 @@ from tests.support import (
     run_nose2,
     servercov_lines,
     stray_data_files,
+    use_core,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -125,16 +127,9 @@ class Outcome:
     truth_arcs: int
 
 
-# The cores this interpreter offers, beside the default (auto).  sys.monitoring
-# cannot measure branches before Python 3.14, so under sysmon the scenario
-# measures lines only there (coverage would fall back to the C tracer).
-CORES = ["ctrace", "pytrace"] + (["sysmon"] if sys.version_info >= (3, 12) else [])
-SYSMON_BRANCHES = sys.version_info >= (3, 14)
-
-
 def lines_only(core: str) -> bool:
-    """Return whether the scenario must measure lines only to run under ``core``."""
-    return core == "sysmon" and not SYSMON_BRANCHES
+    """Return whether the scenario measures lines only under ``core`` (see ``use_core``)."""
+    return core == "sysmon" and sys.version_info < (3, 14)
 
 
 def run_variant(tmp_path: Path, name: str, *, route: bool = True, kill: bool = False,
@@ -142,11 +137,9 @@ def run_variant(tmp_path: Path, name: str, *, route: bool = True, kill: bool = F
     """Run the scenario under ``name`` and return the project, the outcome, the output."""
     require_servers()
     variant = VARIANTS[name]
-    servercov = variant.servercov(route=route) + f"core = {core}\n"
-    project = make_project(tmp_path, "servers", servercov=servercov)
-    if lines_only(core):
-        rcfile = project / ".apirc"
-        rcfile.write_text(rcfile.read_text().replace("branch = True", "branch = False"))
+    project = make_project(tmp_path, "servers", servercov=variant.servercov(route=route))
+    if core != "auto":
+        use_core(project, core)
     env = {"PATH": server_path(), "LOAD_WORKERS": str(variant.workers)}
     if kill:
         env["LOAD_KILL"] = "1"
