@@ -79,7 +79,7 @@ def _trace_threads_made_in_c() -> None:
         if tracer is not None and sys.gettrace() is None:
             sys.settrace(tracer)
 
-    dummy.__init__ = init_and_trace
+    dummy.__init__ = init_and_trace  # type: ignore[method-assign]
 
 
 def _keep_data_of_a_master_that_never_exits(cov: Any) -> None:
