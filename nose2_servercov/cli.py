@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -18,11 +19,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nose2_servercov import data, snapshot
+from nose2_servercov import __version__, data, snapshot
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
 from nose2_servercov.errors import ServeError, ServercovError
+from nose2_servercov.preflight import describe_os_error
 from nose2_servercov.servestate import (
     ServeState,
     exclusive,
@@ -33,8 +35,12 @@ from nose2_servercov.servestate import (
 )
 from nose2_servercov.session import ServerSession
 
+if TYPE_CHECKING:
+    from nose2_servercov.agent import ControlAgent
+
 ERROR = 1
 FAIL_UNDER = 2
+INTERRUPTED = 128 + signal.SIGINT
 NOT_FOUND = 127  # as a shell says of a command it cannot find
 
 EXAMPLES = {
@@ -49,11 +55,16 @@ EXAMPLES = {
   servercov run -- ./smoke-tests.sh     # SERVERCOV_URL holds the server's URL""",
     "serve": """example:
   servercov serve            # runs until Ctrl-C or `servercov stop`, then writes the reports
-  servercov serve -v --rcfile staging.apirc""",
+  servercov serve -v --rcfile staging.apirc
+  SERVERCOV_CONTROL_TOKEN=... servercov serve --control 0.0.0.0:8765 \\
+      --control-cert cert.pem --control-key key.pem   # for servercov collect elsewhere""",
     "snapshot": """example:
   servercov snapshot         # from another shell in the folder of the running serve""",
     "stop": """example:
   servercov stop             # the serve writes its final reports and exits 0""",
+    "collect": """example:
+  servercov collect https://api-1:8765 https://api-2:8765   # SERVERCOV_CONTROL_TOKEN set
+  servercov collect --stop   # the agents of [servercov] remotes: final data, servers stop""",
 }
 
 
@@ -72,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="servercov", formatter_class=formatter, epilog=EXAMPLES[None],
         description="Measure the coverage of a live server while any test command, "
                     "or a person, uses it.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
 
     def add(name: str, help_text: str, *, verbose: bool = True) -> argparse.ArgumentParser:
@@ -89,12 +101,40 @@ def _parser() -> argparse.ArgumentParser:
                      "server and report; exit with COMMAND's status.")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND...",
                      help="the test command and its arguments")
-    add("serve", "Run the server measured in the foreground until Ctrl-C, SIGTERM or "
-                 "`servercov stop`, then write the final reports.")
+    serve = add("serve", "Run the server measured in the foreground until Ctrl-C, SIGTERM or "
+                         "`servercov stop`, then write the final reports.")
+    _add_control_options(serve)
     add("snapshot", "Write the reports from what the running serve's processes have "
                     "executed so far, without stopping any.", verbose=False)
     add("stop", "Stop the running serve; it writes the final reports.", verbose=False)
+    collect = add("collect", "Fetch the coverage data of remote agents (`servercov serve "
+                             "--control`), combine it with the rcfile's [paths] and report.",
+                  verbose=False)
+    collect.add_argument("--stop", action="store_true",
+                         help="stop each agent's server and take its final data (default: "
+                              "a snapshot; the servers run on)")
+    collect.add_argument("--control-token-file", metavar="FILE",
+                         help="file holding the agents' token (default: $SERVERCOV_CONTROL_TOKEN)")
+    collect.add_argument("urls", nargs="*", metavar="URL",
+                         help="agent URLs, e.g. https://api-1:8765 (default: [servercov] "
+                              "remotes)")
     return parser
+
+
+def _add_control_options(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group(
+        "remote control", "a listener in the serve process (never in the app) that answers "
+                          "GET /status, POST /snapshot and POST /stop for `servercov collect`")
+    group.add_argument("--control", metavar="HOST:PORT",
+                       help="where the control listener listens, e.g. 0.0.0.0:8765")
+    group.add_argument("--control-token-file", metavar="FILE",
+                       help="file holding the token every request must carry (default: "
+                            "$SERVERCOV_CONTROL_TOKEN); needed unless HOST is loopback")
+    group.add_argument("--control-cert", metavar="FILE", help="PEM certificate: serve HTTPS")
+    group.add_argument("--control-key", metavar="FILE", help="PEM private key of --control-cert")
+    group.add_argument("--control-insecure", action="store_true",
+                       help="allow plain HTTP with a token on a non-loopback address (a private "
+                            "network only: the token crosses it in clear)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,12 +144,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else ERROR
-    handlers = {"run": _run, "serve": _serve, "snapshot": _snapshot, "stop": _stop}
+    handlers = {"run": _run, "serve": _serve_with_control, "snapshot": _snapshot, "stop": _stop,
+                "collect": _collect}
     try:
         return handlers[args.subcommand](args)
     except ServercovError as exc:
         _say(f"error: {exc}")
         return ERROR
+    # The last net, for what no check foresaw: still one line, never a traceback.
+    except OSError as exc:
+        _say(f"error: {describe_os_error(exc)}")
+        return ERROR
+    except ValueError as exc:
+        _say(f"error: {type(exc).__name__}: {exc}")
+        return ERROR
+    except KeyboardInterrupt:  # before the signal handlers are in place, or after them
+        _say("interrupted")
+        return INTERRUPTED
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
@@ -153,25 +204,75 @@ def _command_of(args: argparse.Namespace) -> list[str]:
     return command
 
 
-def _wait_for_command(child: subprocess.Popen[bytes], grace: float) -> int:
-    """Wait for the command; pass SIGINT/SIGTERM on to it, then end it after ``grace``."""
-    deadline = None
+class _StopSignals:
+    """The handler of SIGINT/SIGTERM under ``run``: record every signal, raise at most once.
+
+    It raises only while the server starts (to cut the wait for ready short);
+    once the command runs it never raises, so no signal can land as an
+    exception inside the wait for the command and lose its exit status (issue 8).
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.raising = True
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        if self.raising:
+            self.raising = False
+            raise _Stop(signum)
+
+
+@contextlib.contextmanager
+def _wakeup_pipe() -> Iterator[int]:
+    """Yield a fd that becomes readable on every signal, SIGCHLD included."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    previous_chld = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    try:
+        yield read_fd
+    finally:
+        signal.signal(signal.SIGCHLD, previous_chld)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def _wait_for_command(child: subprocess.Popen[bytes], stops: _StopSignals, wakeup: int,
+                      grace: float) -> int:
+    """Return the command's exit code; pass SIGINT/SIGTERM on to it, then end it after ``grace``.
+
+    The command is reaped by one ``os.waitpid``, which returns its status or
+    nothing: unlike an interrupted ``Popen.wait`` it cannot lose it.  Between
+    looks, ``select`` sleeps on the wakeup pipe, which every signal (the
+    command's SIGCHLD too) makes readable.
+    """
+    deadline: float | None = None
+    forwarded = 0
     while True:
-        try:
-            if deadline is None:
-                return child.wait()
-            return child.wait(max(deadline - time.monotonic(), 0.0))
-        except _Stop as stop:
-            signum = stop.args[0]
+        pid, status = os.waitpid(child.pid, os.WNOHANG)
+        if pid:
+            child.returncode = os.waitstatus_to_exitcode(status)
+            return child.returncode
+        while forwarded < len(stops.received):
+            signum = stops.received[forwarded]
+            forwarded += 1
             # A Ctrl-C on the terminal reached the command already (same process group).
             if signum != signal.SIGINT or not _terminal_signals_reach(child):
                 with contextlib.suppress(ProcessLookupError):
                     child.send_signal(signum)
             deadline = deadline or time.monotonic() + grace
-        except subprocess.TimeoutExpired:
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
             _say(f"the command was still running {grace:g} s after the signal: killed")
-            child.kill()
-            deadline = None
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            deadline = timeout = None
+        select.select([wakeup], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            os.read(wakeup, 512)
 
 
 def _terminal_signals_reach(child: subprocess.Popen[bytes]) -> bool:
@@ -191,30 +292,43 @@ def _run(args: argparse.Namespace) -> int:
         _say(f"error: cannot run {command[0]!r}: no such command (or not executable)")
         return NOT_FOUND
     session = ServerSession(_config(args), verbose=args.verbose)
-    with _on_stop_signals(_raise_stop):
-        try:
-            session.start()
-        except _Stop as stop:
-            session.stop(quiet=True)
-            return 128 + stop.args[0]
-        try:
-            child = subprocess.Popen(command, env={**os.environ, **session.test_env()})
-            code = _exit_status(_wait_for_command(child, session.config.shutdown_timeout))
-        except OSError as exc:
-            _say(f"error: cannot run {command[0]!r}: {exc.strerror or exc}")
-            code = NOT_FOUND
-        except _Stop as stop:  # between the start and the command's
-            code = 128 + stop.args[0]
-        _ignore_stop_signals()
-        try:
-            problem, failed_under = _finish(session)
-        except ServercovError as exc:
-            _say(f"error: {exc}")
-            return code or ERROR
+    stops = _StopSignals()
+    try:
+        with _on_stop_signals(stops):
+            try:
+                session.start()
+                stops.raising = False
+            except _Stop as stop:
+                session.stop(quiet=True)
+                return 128 + int(stop.args[0])
+            code = _run_command(command, session, stops)
+            _ignore_stop_signals()
+            try:
+                problem, failed_under = _finish(session)
+            except ServercovError as exc:
+                _say(f"error: {exc}")
+                return code or ERROR
+    finally:
+        session.stop(quiet=True)  # whatever went wrong: no server left running
     if problem:
         _say(f"error: {problem}")
         return code or ERROR
     return FAIL_UNDER if failed_under and code == 0 else code
+
+
+def _run_command(command: list[str], session: ServerSession, stops: _StopSignals) -> int:
+    """Run the test command against the started server; return its exit status."""
+    if stops.received:  # stopped between the server's start and the command's
+        return 128 + stops.received[0]
+    with _wakeup_pipe() as wakeup:
+        try:
+            child = subprocess.Popen(command, env={**os.environ, **session.test_env()})
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            _say(f"error: cannot run {command[0]!r}: {reason}")
+            return NOT_FOUND
+        return _exit_status(_wait_for_command(child, stops, wakeup,
+                                              session.config.shutdown_timeout))
 
 
 def _ignore_stop_signals() -> None:
@@ -227,6 +341,7 @@ def _ignore_stop_signals() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
+    control: ControlAgent | None = getattr(args, "control_agent", None)
     path = state_path(config.rcfile)
     previous = read_state(path)
     if previous is not None and previous.is_running():
@@ -242,12 +357,14 @@ def _serve(args: argparse.Namespace) -> int:
             url = session.start()
         except _Stop as stop:
             session.stop(quiet=True)
-            return 128 + stop.args[0]
+            return 128 + int(stop.args[0])
         try:
             assert session.process is not None
             ServeState.of_this_process(server_pgid=session.process.pid, url=url,
                                        rcfile=config.rcfile,
                                        data_file=session.settings.data_file).write(path)
+            if control is not None:
+                control.start(session, path)
             _say(f"serving {url} until Ctrl-C or `servercov stop`; `servercov snapshot` "
                  "writes the reports of what it has run so far")
             while session.running():
@@ -267,6 +384,37 @@ def _serve(args: argparse.Namespace) -> int:
         _say(f"error: {problem}")
         return ERROR
     return FAIL_UNDER if failed_under else 0
+
+
+def _serve_with_control(args: argparse.Namespace) -> int:
+    """Run ``serve``; with ``--control``, its agent listens and /stop gets the final data."""
+    config = _config(args)
+    if not config.command:
+        raise ServeError(f"{config.rcfile}: [servercov] command: serve runs the server, so it "
+                         "needs how to start it (remotes are collected with servercov collect)")
+    control = args.control_agent = _control_agent(args)  # refused before anything starts
+    if control is None:
+        return _serve(args)
+    try:
+        status = _serve(args)
+    except ServercovError as exc:
+        control.close(error=str(exc))
+        raise
+    control.close(status=status)
+    return status
+
+
+def _control_agent(args: argparse.Namespace) -> ControlAgent | None:
+    from nose2_servercov import agent  # only a serve with --control needs http.server, ssl
+
+    if not args.control:
+        for flag in ("control_token_file", "control_cert", "control_key", "control_insecure"):
+            if getattr(args, flag):
+                raise ServeError(f"--{flag.replace('_', '-')} needs --control HOST:PORT")
+        return None
+    return agent.ControlAgent(agent.ControlOptions(
+        args.control, token_file=args.control_token_file, cert=args.control_cert,
+        key=args.control_key, insecure=args.control_insecure), version=__version__)
 
 
 def _remove_state(path: Path) -> None:
@@ -319,3 +467,20 @@ def _stop(args: argparse.Namespace) -> int:
     _say(f"the serve (pid {state.serve_pid}) stopped and wrote its final reports")
     return 0
 
+
+
+# --- collect -----------------------------------------------------------------------------------
+
+def _collect(args: argparse.Namespace) -> int:
+    from nose2_servercov import agent, remote
+
+    config = load_config(find_rcfile(args.rcfile), require_command=False)
+    urls = remote.agent_urls(args.urls, config)
+    token = agent.read_token(args.control_token_file)
+    collected = remote.collect(config, urls, token=token, stop=args.stop, out=sys.stdout,
+                               err=sys.stderr)
+    if collected.failed:
+        _say(f"error: {collected.failures()}")
+        return ERROR
+    assert collected.result is not None
+    return FAIL_UNDER if collected.result.failed_under else 0

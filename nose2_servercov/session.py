@@ -13,12 +13,15 @@ import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from nose2_servercov import cores, data, known_bugs, network
+from nose2_servercov import cores, data, known_bugs, network, preflight
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ConfigError, ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
+
+if TYPE_CHECKING:
+    from nose2_servercov.remote import RemoteRun
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 TOKEN_HEADER = "X-Servercov-Token"
@@ -49,6 +52,12 @@ class ServerSession:
         self.port = config.port
         self.url = ""
         self.process: ServerProcess | None = None
+        # With remotes and no command, nothing starts here: the agents are collected from.
+        self.remote: RemoteRun | None = None
+        if config.remotes and not config.command:
+            from nose2_servercov.remote import RemoteRun
+
+            self.remote = RemoteRun(config, out=self.out, err=self.err)
         refused = known_bugs.refusal(config.command, config.cwd, self.server_env())
         if refused:  # before anything starts
             raise ConfigError(f"{config.rcfile}: [servercov] command: {refused}")
@@ -78,6 +87,7 @@ class ServerSession:
             "PYTHONPATH": os.pathsep.join(python_path),
             "PYTHONUNBUFFERED": "1",
         })
+        env.pop("SERVERCOV_CONTROL_TOKEN", None)  # the serve's control token is not the app's
         env.pop("COVERAGE_FILE", None)  # the settings name the data file already
         for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE"):
             env.pop(name, None)  # an outer servercov's, not ours
@@ -90,7 +100,13 @@ class ServerSession:
     def _pick_port(self) -> int:
         host, port = self.config.host, self.config.port
         if port == 0:
-            return network.pick_free_port(host)
+            try:
+                return network.pick_free_port(host)
+            except OSError as exc:
+                raise ServerStartError(
+                    f"{self.config.rcfile}: [servercov] host: no free port to listen on at "
+                    f"{host} ({preflight.describe_os_error(exc)}); expected an address of "
+                    "this machine") from None
         if network.port_accepts(host, port):
             raise ServerStartError(
                 f"port {port} on {host} is in use by another program: stop that program, "
@@ -121,6 +137,10 @@ class ServerSession:
 
     def start(self) -> str:
         """Start the server measured and wait until it is ready; return its URL."""
+        preflight.check_before_start(self.config, self.settings)
+        if self.remote is not None:
+            self.url = self.remote.start()
+            return self.url
         data.erase_stale_data(self.settings)
         if self.control is not None:
             self.control.mkdir(mode=0o700, exist_ok=True)
@@ -150,6 +170,8 @@ class ServerSession:
 
     def running(self) -> bool:
         """Return whether the server command still runs."""
+        if self.remote is not None:
+            return True
         return self.process is not None and self.process.exit_code() is None
 
     def _show_progress(self, awaited: str) -> Callable[[float], None]:
@@ -178,6 +200,8 @@ class ServerSession:
 
     def stop(self, *, quiet: bool = False) -> StopOutcome | None:
         """Stop the server and reap its whole process group; idempotent."""
+        if self.remote is not None and self.url and not quiet:
+            self.remote.collect()  # /stop (or /snapshot) on every agent
         if self.process is None:
             return None
         first = not self.process.stopped
@@ -194,6 +218,8 @@ class ServerSession:
 
     def finish(self) -> data.ReportResult:
         """Stop the server, combine every process's data and write the reports."""
+        if self.remote is not None:
+            return self.remote.finish()
         self.stop()
         if data.save_runner_data(self.settings):
             self.say("saved the test runner's own coverage data to combine it too")
