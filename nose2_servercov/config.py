@@ -36,6 +36,7 @@ MAX_AUTOSAVE = 24 * 3600.0
 REPORTS = ("term", "term-missing", "html", "xml", "json", "lcov")
 CONTEXTS = ("off", "test")
 CORES = ("auto", "ctrace", "sysmon", "pytrace")
+LOST_DATA = ("fail", "warn")
 
 
 def _no_nul(value: str) -> str:
@@ -211,6 +212,13 @@ def _core(value: str) -> str:
     return choice
 
 
+def _lost_data(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in LOST_DATA:
+        raise ValueError("fail or warn")
+    return choice
+
+
 @dataclass(frozen=True)
 class Key:
     """One ``[servercov]`` key: how to parse it, its default, what it means."""
@@ -258,6 +266,10 @@ KEYS: tuple[Key, ...] = (
         "coverage core in the server processes: `auto` (sys.monitoring on 3.12+ where the "
         "effective config allows it, else the C tracer; the user's own `[run] core` or "
         "`COVERAGE_CORE` wins), `ctrace`, `sysmon`, `pytrace`"),
+    Key("lost_data", _lost_data, "fail",
+        "what a measured process that ran code but left no readable data does to the run: "
+        "`fail` (the run fails, exit status 3 for `servercov`) or `warn` (named on a "
+        "`servercov:` line only)"),
     Key("remotes", _remotes, "",
         "agents to collect from (`servercov serve --control` on other hosts), comma- or "
         "line-separated URLs; with `remotes` and no `command`, nothing is started locally"),
@@ -290,6 +302,7 @@ class ServerConfig:
     autosave: float
     contexts: str
     core: str
+    lost_data: str
     remotes: tuple[str, ...]
     remote_stop: bool
 

@@ -46,6 +46,7 @@ GOOD = {
     "autosave": ["0", "0.0", "0.5", "86400"],
     "contexts": ["off", "test", "TEST"],
     "core": ["auto", "ctrace", "sysmon", "pytrace", " SysMon "],
+    "lost_data": ["fail", "warn", " WARN "],
     "remotes": ["", "https://api-1:8765", "http://10.0.0.2:8765/, http://[::1]:8765",
                 "https://a:1\nhttps://b:2"],
     "remote_stop": ["true", "false", "No", "1"],
@@ -71,6 +72,7 @@ BAD = {
     "autosave": ["-0", "1e20", "86401", "nan"],
     "contexts": ["request", ""],
     "core": ["fast", "", "c-trace"],
+    "lost_data": ["ignore", "", "fail, warn"],
     "remotes": ["api-1:8765", "ftp://x:1", "http://", "https://a:"],
     "remote_stop": ["maybe", "", "2"],
 }
