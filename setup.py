@@ -16,7 +16,7 @@ TOOLS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "pytest-cov", "mypy", "t
 setup(
     packages=find_packages(include=["nose2_servercov", "nose2_servercov.*"]),
     package_data={"nose2_servercov": ["bootstrap/sitecustomize.py", "py.typed"]},
-    install_requires=["coverage[toml]>=7.10", "nose2", "requests"],
+    install_requires=["coverage[toml]>=7.10.4", "nose2", "requests"],
     extras_require={
         "sample": ["flask>=2.2"],
         "pytest": ["pytest>=7"],
