@@ -199,6 +199,7 @@ def _run(args: argparse.Namespace) -> int:
             return 128 + stop.args[0]
         try:
             child = subprocess.Popen(command, env={**os.environ, **session.test_env()})
+            session.guard(child.pid)  # ended with the server if this process dies
             code = _exit_status(_wait_for_command(child, session.config.shutdown_timeout))
         except OSError as exc:
             _say(f"error: cannot run {command[0]!r}: {exc.strerror or exc}")
@@ -229,7 +230,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
     path = state_path(config.rcfile)
     previous = read_state(path)
-    if previous is not None and previous.is_running():
+    if previous is not None and previous.is_serve_for(config.rcfile):
         raise ServeError(f"a servercov serve is already running for {config.rcfile} "
                          f"(pid {previous.serve_pid}, {previous.url}); end it with: "
                          "servercov stop")

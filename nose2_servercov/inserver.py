@@ -182,7 +182,7 @@ def _answer_snapshots(control: str, autosave: float) -> None:
                 seen = signature
                 with open(request) as f:
                     generation = f.read().strip()
-                if generation and generation != answered:
+                if generation.isascii() and generation.isdigit() and generation != answered:
                     dumped = _measured_size(cov)
                     _write_dump(cov, control)
                     _replace_atomically(ack, generation)

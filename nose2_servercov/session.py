@@ -19,6 +19,7 @@ from nose2_servercov import data, network
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
+from nose2_servercov.runlock import RunLock
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 TOKEN_HEADER = "X-Servercov-Token"
@@ -45,6 +46,7 @@ class ServerSession:
         self.port = config.port
         self.url = ""
         self.process: ServerProcess | None = None
+        self.run_lock = RunLock(data.control_dir(self.settings), say=self.say)
 
     def say(self, message: str) -> None:
         """Print one ``servercov:`` line."""
@@ -113,7 +115,24 @@ class ServerSession:
         return owned is not False
 
     def start(self) -> str:
-        """Start the server measured and wait until it is ready; return its URL."""
+        """Start the server measured and wait until it is ready; return its URL.
+
+        First the run lock (one run at a time per data folder: refused in one
+        line, nothing started, nothing erased), then what an earlier run left
+        running is stopped, and only then are stale data files erased.
+        """
+        # LIFO at exit: the server is stopped (registered below) before the lock goes.
+        atexit.register(self.run_lock.release)
+        self.run_lock.acquire(stop_signal=self.config.stop_signal,
+                              timeout=self.config.shutdown_timeout)
+        try:
+            return self._start()
+        except BaseException:
+            if self.process is None or self.process.stopped:
+                self.run_lock.release()  # nothing of this run is left to write data
+            raise
+
+    def _start(self) -> str:
         data.erase_stale_data(self.settings)
         if self.control is not None:
             self.control.mkdir(mode=0o700, exist_ok=True)
@@ -123,7 +142,8 @@ class ServerSession:
         self.process = ServerProcess(
             self._command(), cwd=self.config.cwd, env=self.server_env(), log=self.config.log,
             echo=self.err if self.verbose else None)
-        self.process.start()
+        self.process.start(stop_signal=self.config.stop_signal, hold=self.run_lock.held())
+        self.run_lock.record_server(self.process.pid)
         atexit.register(self.stop)
         awaited = (f"{self.url}{self.config.ready_path} to answer with a status < 500"
                    if self.config.ready_path else f"port {self.port} to accept connections")
@@ -140,6 +160,12 @@ class ServerSession:
         self.say(f"server started: pid {self.process.pid}, {self.url}, "
                  f"ready in {seconds:.2f} s")
         return self.url
+
+    def guard(self, pid: int) -> None:
+        """End ``pid`` (the test command of ``servercov run``) with the server if we die."""
+        if self.process is not None:
+            self.process.guard(pid)
+        self.run_lock.record_command(pid)
 
     def running(self) -> bool:
         """Return whether the server command still runs."""
@@ -187,6 +213,12 @@ class ServerSession:
 
     def finish(self) -> data.ReportResult:
         """Stop the server, combine every process's data and write the reports."""
+        try:
+            return self._finish()
+        finally:
+            self.run_lock.release()  # the reports are written: the next run may erase
+
+    def _finish(self) -> data.ReportResult:
         self.stop()
         if data.save_runner_data(self.settings):
             self.say("saved the test runner's own coverage data to combine it too")
