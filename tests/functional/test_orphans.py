@@ -26,6 +26,7 @@ from tests.support import (
     ground_truth,
     lines_differ,
     make_project,
+    marked,
     measured_lines,
     plan,
     python_env,
@@ -42,27 +43,6 @@ from tests.support import (
 pytestmark = pytest.mark.timeout(300)
 
 ORPHAN_GRACE = 3.0  # seconds after the runner's SIGKILL by which nothing of it may be alive
-
-
-def marked(marker: str) -> dict[int, str]:
-    """Return {pid: command line} of the live processes whose environment holds ``marker``."""
-    needle = f"ORPHAN_MARKER={marker}".encode()
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                command = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in environ and state != b"Z":
-            found[int(entry)] = command
-    return found
 
 
 def wait_none_marked(marker: str, timeout: float) -> float:
