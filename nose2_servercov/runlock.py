@@ -114,6 +114,22 @@ class RunLock:
 
         ``stop_signal`` and ``timeout`` are how a leftover server is stopped.
         """
+        earlier = None
+        try:
+            self._lock()
+            earlier = read_run_state(self.state_path)
+            self.state = RunState.of_this_process()
+            self._write(self.state)
+        except OSError as exc:
+            self.release()
+            raise ServerStartError(
+                f"cannot take the run lock {self.lock_path}: {exc.strerror or exc} (servercov "
+                "writes there, beside [run] data_file, to keep two runs from mixing their "
+                "data)") from None
+        if earlier is not None:
+            self._end_leftover(earlier, stop_signal=stop_signal, timeout=timeout)
+
+    def _lock(self) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.folder.chmod(0o700)
         deadline = time.monotonic() + KEEPER_WAIT
@@ -125,6 +141,9 @@ class RunLock:
                 os.close(fd)
                 self._refuse_or_wait(deadline)
                 continue
+            except OSError:
+                os.close(fd)
+                raise
             # The run before may have removed the file between our open and our lock:
             # then the lock is on a file nobody else will ever see. Take it again.
             try:
@@ -135,11 +154,6 @@ class RunLock:
                 break
             os.close(fd)
         self.fd = fd
-        earlier = read_run_state(self.state_path)
-        self.state = RunState.of_this_process()
-        self._write(self.state)
-        if earlier is not None:
-            self._end_leftover(earlier, stop_signal=stop_signal, timeout=timeout)
 
     def _refuse_or_wait(self, deadline: float) -> None:
         holder = read_run_state(self.state_path)
@@ -167,6 +181,9 @@ class RunLock:
                 f"process group {earlier.server_pgid}," if earlier.server_pgid
                 else f"an earlier run ({earlier.describe()})")
         if not ended:
+            with contextlib.suppress(OSError):
+                self._write(earlier)  # still the record of what is left
+            self.release(keep_state=True)
             raise ServerStartError(
                 f"{what} did not end in order and {how}: not starting, since they could "
                 "still write into this run's data")
@@ -193,21 +210,24 @@ class RunLock:
         if self.state is not None and self.fd is not None:
             self.state = replace(self.state, server_pgid=pgid,
                                  server_started=start_time(pgid) or 0)
-            self._write(self.state)
+            with contextlib.suppress(OSError):  # the keeper guards it all the same
+                self._write(self.state)
 
     def record_command(self, pid: int) -> None:
         """Record the test command (``servercov run``), for the same reason."""
         if self.state is not None and self.fd is not None:
             self.state = replace(self.state, command_pid=pid,
                                  command_started=start_time(pid) or 0)
-            self._write(self.state)
+            with contextlib.suppress(OSError):
+                self._write(self.state)
 
-    def release(self) -> None:
+    def release(self, *, keep_state: bool = False) -> None:
         """Remove the run's files and let the next run in; idempotent."""
         if self.fd is None:
             return
-        with contextlib.suppress(OSError):
-            self.state_path.unlink()
+        if not keep_state:
+            with contextlib.suppress(OSError):
+                self.state_path.unlink()
         with contextlib.suppress(OSError):
             self.lock_path.unlink()
         fcntl.flock(self.fd, fcntl.LOCK_UN)
