@@ -17,10 +17,13 @@ on the runner's pid at a random moment of their run; those also request
 - stale data: an uninterrupted run whose report is not exactly its own
   requests (the in-process replay of the plan: a line of ``/once/b/`` or any
   other extra or missing line), or that left per-process data files;
-- wrong exit status: an uninterrupted run that does not exit 0; a SIGKILLed
-  one whose status is not -9; a SIGINT/SIGTERM one that exits 0 without its
-  report written, or with another status than the signal's (-N, 128+N) or,
-  for nose2, 1 (a test errored by the stop).
+- wrong exit status: a SIGKILLed runner whose status is not -9; a
+  ``servercov run`` whose status is not its command's real one (the command,
+  ``python -m unittest`` run in-process by a few lines that write its exit
+  status to a file) or, when the command never ended by itself, not the
+  signal's (-N, 128+N); a nose2 run that does not exit 0 when whole, or,
+  when interrupted, exits 0 without its report written, or with another
+  status than -N, 128+N or 1 (a test errored by the stop).
 
 It prints the three counts (each must be 0) and exits 1 if any is not.
 """
@@ -60,23 +63,54 @@ RUN_TIMEOUT = 120.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
 
+# `python -m unittest`, run in this very process, writing its exit status where told: so
+# the soak knows the command's real status, which `servercov run` must exit with.
+UNITTEST_RECORDING_STATUS = """
+import sys, unittest
+path = sys.argv.pop(1)
+def record(code):
+    with open(path, "w") as f:
+        f.write(str(code))
+try:
+    unittest.main(module=None, argv=["python -m unittest"])
+except SystemExit as exc:
+    code = exc.code  # unittest exits with a bool
+    record(0 if code is None else int(code) if isinstance(code, int) else 1)
+    raise
+except KeyboardInterrupt:
+    record(130)  # Python then ends itself by SIGINT: a shell sees 130
+    raise
+"""
+STATUS_FILE = "command-status"
+
+
 def command(kind: str) -> list[str]:
     if kind == "run":
-        return servercov_command("run", "--", sys.executable, "-m", "unittest")
+        return servercov_command("run", "--", sys.executable, "-c", UNITTEST_RECORDING_STATUS,
+                                 STATUS_FILE)
     return [sys.executable, "-m", "nose2", "--with-servercov"]
 
 
-def allowed_statuses(kind: str, sig: signal.Signals | None, completed: bool) -> set[int]:
-    """Return the exit statuses that are right for a run of ``kind`` stopped by ``sig``."""
-    if sig is None:
-        return {0}
+def allowed_statuses(kind: str, sig: signal.Signals | None, completed: bool,
+                     command_status: int | None) -> set[int]:
+    """Return the exit statuses that are right for a run of ``kind`` stopped by ``sig``.
+
+    ``command_status`` is what the test command of ``servercov run`` exited
+    with, None if it never ended by itself (not started, or killed by a signal).
+    """
     if sig == signal.SIGKILL:
         return {-9}
-    statuses = {-int(sig), 128 + int(sig)}
-    if kind == "nose2":
-        statuses.add(1)  # the stop lands in a test, which errors; the run ends in order
+    if kind == "run":
+        if command_status is not None:
+            return {command_status}  # the command's own, whatever the signal did to it
+        if sig is None:
+            return set()  # a whole run whose command recorded nothing: wrong
+        return {-int(sig), 128 + int(sig)}  # stopped before the command, or the command by it
+    if sig is None:
+        return {0}
+    statuses = {-int(sig), 128 + int(sig), 1}  # 1: the stop lands in a test, which errors
     if completed:
-        statuses.add(0)  # the signal came after the command: the run finished, ignoring it
+        statuses.add(0)  # the signal came after the tests: the run finished, ignoring it
     return statuses
 
 
@@ -95,6 +129,7 @@ def one_run(project: Path, kind: str, sig: signal.Signals | None, delay: float,
     extra = {"ORPHAN_MARKER": marker}
     if sig is not None:
         extra["SCENARIO"] = "once"
+    (project / STATUS_FILE).unlink(missing_ok=True)
     with tempfile.TemporaryFile("w+") as output:
         runner = subprocess.Popen(command(kind), cwd=project, env=python_env(**extra),
                                   stdout=output, stderr=subprocess.STDOUT, text=True)
@@ -171,7 +206,11 @@ def main() -> int:
                 orphans += 1
                 problems.append("orphans")
             completed = "servercov: combined" in output
-            if status not in allowed_statuses(kind, sig, completed):
+            try:
+                command_status: int | None = int((project / STATUS_FILE).read_text())
+            except (OSError, ValueError):
+                command_status = None
+            if status not in allowed_statuses(kind, sig, completed, command_status):
                 wrong_status += 1
                 problems.append(f"exit status {status}")
             if sig is None and status == 0 and not own_requests:
