@@ -49,10 +49,14 @@ def start_time(pid: int) -> int | None:
     return None if fields[0] in (b"Z", b"X") else int(fields[19])
 
 
-def _live_stats() -> dict[int, tuple[int, int, int]]:
-    """Return {pid: (ppid, pgid, start time)} of every live process."""
+def _live_stats() -> dict[int, tuple[int, int, int]] | None:
+    """Return {pid: (ppid, pgid, start time)} of every live process, None without /proc."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
     found = {}
-    for entry in os.listdir("/proc"):
+    for entry in entries:
         if not entry.isdigit():
             continue
         try:
@@ -66,16 +70,26 @@ def _live_stats() -> dict[int, tuple[int, int, int]]:
     return found
 
 
-def _group_is_ours(pgid: int, started: int, stats: dict[int, tuple[int, int, int]]) -> bool:
+def _group_is_ours(pgid: int, started: int,
+                   stats: dict[int, tuple[int, int, int]] | None) -> bool:
     """Return whether group ``pgid`` is still the one guarded (its leader not a reused pid)."""
+    if stats is None:  # no /proc: the group exists, and that is all that can be known
+        try:
+            os.killpg(pgid, 0)
+        except OSError:
+            return False
+        return True
     leader = stats.get(pgid)
     if leader is not None and leader[2] != started:
         return False  # the pid was reused: this is another process's group
     return any(pgid == group for _, group, _ in stats.values())
 
 
-def _tree(pids: Sequence[tuple[int, int]], stats: dict[int, tuple[int, int, int]]) -> set[int]:
+def _tree(pids: Sequence[tuple[int, int]],
+          stats: dict[int, tuple[int, int, int]] | None) -> set[int]:
     """Return the guarded pids still alive (same start time) and all their descendants."""
+    if stats is None:  # no /proc: no start times, no descendants; never guess
+        return set()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in stats.items():
         children.setdefault(ppid, []).append(pid)
@@ -171,7 +185,7 @@ def keep(fd: int, runner: int, runner_started: int, stop_signal: int, grace: flo
                 parsed = _parse(line)
                 if parsed is not None:
                     (groups if parsed[0] == "group" else pids).append(parsed[1:])
-        elif start_time(runner) != runner_started:
+        elif runner_started and start_time(runner) != runner_started:
             break
     if not groups and not pids:
         return 0
