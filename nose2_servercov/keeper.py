@@ -190,11 +190,11 @@ def keep(fd: int, runner: int, runner_started: int, stop_signal: int, grace: flo
     if not groups and not pids:
         return 0
     _, outcome = stop_guarded(groups, pids, stop_signal=stop_signal, grace=grace)
-    what = ", ".join([f"the server (process group {g})" for g, _ in groups]
-                     + [f"the test command (pid {p})" for p, _ in pids])
+    what = " and ".join([f"the server (process group {g})" for g, _ in groups]
+                        + [f"the test command (pid {p})" for p, _ in pids])
     try:
-        sys.stderr.write(f"servercov: the process that started {what} (pid {runner}) is "
-                         f"gone: {outcome}\n")
+        sys.stderr.write(f"servercov: pid {runner}, which started {what}, is gone: "
+                         f"{outcome}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass

@@ -89,8 +89,10 @@ def clean_rerun(project: Path) -> subprocess.CompletedProcess[str]:
     return rerun
 
 
-@pytest.mark.parametrize("runner", ["nose2", "run", "serve"])
+@pytest.mark.parametrize("runner", ["nose2", "run", "serve", "run's whole group"])
 def test_sigkill_of_the_runner_leaves_no_process_and_the_next_run_is_clean(tmp_path, runner):
+    """SIGKILL of the runner's pid; for the last case, of its whole process group, as a CI
+    runner cancelling a job does (the test command dies with it; the server must too)."""
     project = make_project(tmp_path)
     marker = uuid.uuid4().hex
     if runner == "serve":
@@ -104,19 +106,25 @@ def test_sigkill_of_the_runner_leaves_no_process_and_the_next_run_is_clean(tmp_p
             started = subprocess.Popen(
                 servercov_command("run", "--", sys.executable, "-m", "unittest"), cwd=project,
                 env=python_env(SCENARIO="wait", ORPHAN_MARKER=marker),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                start_new_session=runner != "run")
         wait_for_file(project / "waiting", process=started)  # /once/b/ was answered
     try:
         assert len(marked(marker)) >= 3  # the runner, its keeper, the server (and command)
-        started.send_signal(signal.SIGKILL)
+        if runner == "run's whole group":
+            os.killpg(started.pid, signal.SIGKILL)
+        else:
+            started.send_signal(signal.SIGKILL)
         took = wait_none_marked(marker, ORPHAN_GRACE)
     finally:
         if started.poll() is None:
             started.kill()
         started.wait(30)
     output = (project / "serve.log").read_text() if runner == "serve" else started.stdout.read()
-    assert "servercov: the process that started the server" in output, output
-    assert "is gone: stopped by SIGTERM" in output, output
+    assert f"servercov: pid {started.pid}, which started the server (process group " in output
+    if runner in ("run", "run's whole group"):
+        assert ") and the test command (pid " in output, output
+    assert "is gone: stopped by SIGTERM in " in output, output
     print(f"{runner}: nothing left {took:.2f} s after the SIGKILL")
     rerun = clean_rerun(project)
     assert "did not end in order (killed?); its data files are erased" in rerun.stderr
