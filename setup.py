@@ -5,6 +5,8 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 SERVERS = ["flask>=2.2", "gunicorn>=21", "waitress>=2.1"]
+# examples/browser: driven in Debian's Chromium (no browser download)
+BROWSER = ["selenium>=4.11", "playwright>=1.40"]
 
 setup(
     name="nose2-servercov",
@@ -20,9 +22,10 @@ setup(
     extras_require={
         "sample": ["flask>=2.2"],
         "uwsgi": ["uwsgi>=2.0.22"],
-        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff"],
+        "browser": BROWSER,
+        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff", *BROWSER],
     },
-    entry_points={"console_scripts": ["servercov = nose2_servercov.cli:main"]},
+    entry_points={"console_scripts": ["servercov = nose2_servercov.__main__:run"]},
     classifiers=[
         "Framework :: Flask",
         "Programming Language :: Python :: 3",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from nose2_servercov import data, network
+from nose2_servercov import data, network, preflight
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
@@ -85,7 +85,13 @@ class ServerSession:
     def _pick_port(self) -> int:
         host, port = self.config.host, self.config.port
         if port == 0:
-            return network.pick_free_port(host)
+            try:
+                return network.pick_free_port(host)
+            except OSError as exc:
+                raise ServerStartError(
+                    f"{self.config.rcfile}: [servercov] host: no free port to listen on at "
+                    f"{host} ({preflight.describe_os_error(exc)}); expected an address of "
+                    "this machine") from None
         if network.port_accepts(host, port):
             raise ServerStartError(
                 f"port {port} on {host} is in use by another program: stop that program, "
@@ -121,6 +127,7 @@ class ServerSession:
         line, nothing started, nothing erased), then what an earlier run left
         running is stopped, and only then are stale data files erased.
         """
+        preflight.check_before_start(self.config, self.settings)  # nothing to undo yet
         # LIFO at exit: the server is stopped (registered below) before the lock goes.
         atexit.register(self.run_lock.release)
         self.run_lock.acquire(stop_signal=self.config.stop_signal,
