@@ -130,7 +130,11 @@ class RunLock:
             self._end_leftover(earlier, stop_signal=stop_signal, timeout=timeout)
 
     def _lock(self) -> None:
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.folder.parent.is_dir():
+            raise ServerStartError(
+                f"[run] data_file: the folder {self.folder.parent} does not exist (the data "
+                "files go there, and servercov's run lock); create it or fix data_file")
+        self.folder.mkdir(mode=0o700, exist_ok=True)
         self.folder.chmod(0o700)
         deadline = time.monotonic() + KEEPER_WAIT
         while True:
