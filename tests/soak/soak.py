@@ -21,7 +21,8 @@ on the runner's pid at a random moment of their run; those also request
   ``servercov run`` whose status is not its command's real one (the command,
   ``python -m unittest`` run in-process by a few lines that write its exit
   status to a file) or, when the command never ended by itself, not the
-  signal's (-N, 128+N); a nose2 run that does not exit 0 when whole, or,
+  signal's (-N, 128+N; or 1 when the signal cut Python's own start-up short,
+  before any servercov code ran); a nose2 run that does not exit 0 when whole, or,
   when interrupted, exits 0 without its report written, or with another
   status than -N, 128+N or 1 (a test errored by the stop).
 
@@ -35,7 +36,6 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,11 +92,12 @@ def command(kind: str) -> list[str]:
 
 
 def allowed_statuses(kind: str, sig: signal.Signals | None, completed: bool,
-                     command_status: int | None) -> set[int]:
+                     command_status: int | None, started: bool) -> set[int]:
     """Return the exit statuses that are right for a run of ``kind`` stopped by ``sig``.
 
     ``command_status`` is what the test command of ``servercov run`` exited
-    with, None if it never ended by itself (not started, or killed by a signal).
+    with, None if it never ended by itself (not started, or killed by a signal);
+    ``started`` is whether servercov's own code ran at all (printed a line).
     """
     if sig == signal.SIGKILL:
         return {-9}
@@ -105,7 +106,10 @@ def allowed_statuses(kind: str, sig: signal.Signals | None, completed: bool,
             return {command_status}  # the command's own, whatever the signal did to it
         if sig is None:
             return set()  # a whole run whose command recorded nothing: wrong
-        return {-int(sig), 128 + int(sig)}  # stopped before the command, or the command by it
+        statuses = {-int(sig), 128 + int(sig)}  # stopped before the command, or it by the signal
+        if not started:
+            statuses.add(1)  # Python's own start-up (site, .pth) was interrupted: its status
+        return statuses
     if sig is None:
         return {0}
     statuses = {-int(sig), 128 + int(sig), 1}  # 1: the stop lands in a test, which errors
@@ -174,7 +178,7 @@ def main() -> int:
     print(f"soak: {args.runs} runs, {len(interrupted)} interrupted, seed {args.seed}, "
           f"in {project}", flush=True)
     orphans = stale = wrong_status = 0
-    durations: list[float] = []
+    durations: dict[str, list[float]] = {"run": [], "nose2": []}
     deadline = time.monotonic() + args.minutes * 60
     done = 0
     signal_turn = 0
@@ -189,8 +193,9 @@ def main() -> int:
             if number in interrupted:
                 sig = SIGNALS[signal_turn % len(SIGNALS)]
                 signal_turn += 1
-                typical = statistics.median(durations) if durations else 2.0
-                delay = rng.uniform(0.0, 0.9 * typical)  # within the run, not after it
+                # Within the run, not after it: the shortest recent run of that kind bounds it.
+                recent = durations[kind][-5:]
+                delay = rng.uniform(0.0, 0.9 * min(recent) if recent else 1.0)
             started = time.monotonic()
             status, output, left, sent = one_run(project, kind, sig, delay)
             own_requests = sig is not None  # it also asked for /once/b/: not the plan's truth
@@ -199,7 +204,7 @@ def main() -> int:
                       flush=True)
                 sig = None
             if sig is None:
-                durations.append(time.monotonic() - started)
+                durations[kind].append(time.monotonic() - started)
             done += 1
             problems = []
             if left == float("inf"):
@@ -210,7 +215,9 @@ def main() -> int:
                 command_status: int | None = int((project / STATUS_FILE).read_text())
             except (OSError, ValueError):
                 command_status = None
-            if status not in allowed_statuses(kind, sig, completed, command_status):
+            started_servercov = "servercov:" in output
+            if status not in allowed_statuses(kind, sig, completed, command_status,
+                                              started_servercov):
                 wrong_status += 1
                 problems.append(f"exit status {status}")
             if sig is None and status == 0 and not own_requests:
