@@ -13,13 +13,16 @@ import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from nose2_servercov import data, network, preflight
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
 from nose2_servercov.runlock import RunLock
+
+if TYPE_CHECKING:
+    from nose2_servercov.remote import RemoteRun
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 TOKEN_HEADER = "X-Servercov-Token"
@@ -46,6 +49,12 @@ class ServerSession:
         self.port = config.port
         self.url = ""
         self.process: ServerProcess | None = None
+        # With remotes and no command, nothing starts here: the agents are collected from.
+        self.remote: RemoteRun | None = None
+        if config.remotes and not config.command:
+            from nose2_servercov.remote import RemoteRun
+
+            self.remote = RemoteRun(config, out=self.out, err=self.err)
         self.run_lock = RunLock(data.control_dir(self.settings), say=self.say)
 
     def say(self, message: str) -> None:
@@ -73,6 +82,7 @@ class ServerSession:
             "PYTHONPATH": os.pathsep.join(python_path),
             "PYTHONUNBUFFERED": "1",
         })
+        env.pop("SERVERCOV_CONTROL_TOKEN", None)  # the serve's control token is not the app's
         env.pop("COVERAGE_FILE", None)  # the settings name the data file already
         for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE"):
             env.pop(name, None)  # an outer servercov's, not ours
@@ -128,6 +138,9 @@ class ServerSession:
         running is stopped, and only then are stale data files erased.
         """
         preflight.check_before_start(self.config, self.settings)  # nothing to undo yet
+        if self.remote is not None:  # nothing starts here: no server to guard or lock for
+            self.url = self.remote.start()
+            return self.url
         # LIFO at exit: the server is stopped (registered below) before the lock goes.
         atexit.register(self.run_lock.release)
         self.run_lock.acquire(stop_signal=self.config.stop_signal,
@@ -176,6 +189,8 @@ class ServerSession:
 
     def running(self) -> bool:
         """Return whether the server command still runs."""
+        if self.remote is not None:
+            return True
         return self.process is not None and self.process.exit_code() is None
 
     def _show_progress(self, awaited: str) -> Callable[[float], None]:
@@ -204,6 +219,8 @@ class ServerSession:
 
     def stop(self, *, quiet: bool = False) -> StopOutcome | None:
         """Stop the server and reap its whole process group; idempotent."""
+        if self.remote is not None and self.url and not quiet:
+            self.remote.collect()  # /stop (or /snapshot) on every agent
         if self.process is None:
             return None
         first = not self.process.stopped
@@ -220,6 +237,8 @@ class ServerSession:
 
     def finish(self) -> data.ReportResult:
         """Stop the server, combine every process's data and write the reports."""
+        if self.remote is not None:
+            return self.remote.finish()
         try:
             return self._finish()
         finally:
