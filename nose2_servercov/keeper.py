@@ -26,13 +26,19 @@ instead of erasing data a dying server is still writing.
 
 from __future__ import annotations
 
+# The keeper starts beside every server, on the same cores: it imports only what
+# costs nothing.  ``signal`` pulls in ``enum``; ``typing``, ``collections`` and
+# ``subprocess`` cost 5-15 ms each: they are imported where used, in the runner,
+# or once the runner has died.
 import os
 import select
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # mypy takes it as true, as it does typing.TYPE_CHECKING
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Sequence
 
 KILL_WAIT = 1.0  # seconds allowed for KILLed processes to vanish
 POLL_SECONDS = 0.5  # how often the runner's pid is checked besides the pipe
@@ -146,6 +152,8 @@ def stop_guarded(groups: Sequence[tuple[int, int]], pids: Sequence[tuple[int, in
     Return whether they are all gone, and how it went, in words.
     """
     started = time.monotonic()
+    import signal  # only now: the run is over, time no longer counts
+
     if not _signal_all(groups, pids, stop_signal, signal.SIGTERM):
         return True, "nothing was left running"
     how = signal.Signals(stop_signal).name
@@ -166,8 +174,8 @@ def _parse(line: bytes) -> tuple[str, int, int] | None:
 
 def keep(fd: int, runner: int, runner_started: int, stop_signal: int, grace: float) -> int:
     """Guard what the runner names on ``fd`` until it says ``done`` or dies."""
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTOU, signal.SIGTTIN):
-        signal.signal(sig, signal.SIG_IGN)
+    # No signal needs ignoring: in a session of its own, without a terminal, the keeper
+    # gets no Ctrl-C, SIGHUP or SIGTSTP of the runner's terminal.
     groups: list[tuple[int, int]] = []
     pids: list[tuple[int, int]] = []
     pending = b""
@@ -213,6 +221,8 @@ class Keeper:
 
     def start(self) -> None:
         """Start the keeper process; return at once (it needs no time to be ready)."""
+        import subprocess
+
         runner = os.getpid()
         read, write = os.pipe()  # both close-on-exec: only the keeper gets the read end
         try:
@@ -253,6 +263,8 @@ class Keeper:
         os.close(self._write)
         self._write = None
         if self._popen is not None:
+            import subprocess
+
             try:
                 self._popen.wait(5)
             except subprocess.TimeoutExpired:
