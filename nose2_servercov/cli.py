@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from nose2_servercov import __version__, data, snapshot
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
-from nose2_servercov.errors import ServeError, ServercovError
+from nose2_servercov.errors import LostDataError, ServeError, ServercovError
 from nose2_servercov.preflight import describe_os_error
 from nose2_servercov.servestate import (
     ServeState,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 ERROR = 1
 FAIL_UNDER = 2
+LOST_DATA = 3  # a measured server process lost its data (lost_data = fail)
 INTERRUPTED = 128 + signal.SIGINT
 NOT_FOUND = 127  # as a shell says of a command it cannot find
 
@@ -182,15 +183,27 @@ def _raise_stop(signum: int, frame: Any) -> None:
     raise _Stop(signum)
 
 
-def _finish(session: ServerSession) -> tuple[str | None, bool]:
-    """Stop the server, report; return (what went wrong, fail_under missed)."""
+def _finish(session: ServerSession) -> tuple[str | None, int]:
+    """Stop the server, report; return (what went wrong, the status of the report).
+
+    The status: LOST_DATA when a measured process lost its data, FAIL_UNDER
+    when fail_under was not met, else 0.
+    """
     problem = None
     outcome = session.stop()
     if outcome is not None and outcome.exited_early:
         problem = (f"the server exited with code {outcome.exit_code} before the end; what it "
                    "executed until then is kept")
-    result = session.finish()
-    return problem, result.failed_under
+    try:
+        result = session.finish()
+    except LostDataError as exc:
+        if problem:
+            _say(f"error: {problem}")
+        _say(f"error: {exc}")
+        return None, LOST_DATA
+    if result.lost_data:
+        return problem, LOST_DATA
+    return problem, FAIL_UNDER if result.failed_under else 0
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -304,7 +317,7 @@ def _run(args: argparse.Namespace) -> int:
             code = _run_command(command, session, stops)
             _ignore_stop_signals()
             try:
-                problem, failed_under = _finish(session)
+                problem, status = _finish(session)
             except ServercovError as exc:
                 _say(f"error: {exc}")
                 return code or ERROR
@@ -312,8 +325,11 @@ def _run(args: argparse.Namespace) -> int:
         session.stop(quiet=True)  # whatever went wrong: no server left running
     if problem:
         _say(f"error: {problem}")
-        return code or ERROR
-    return FAIL_UNDER if failed_under and code == 0 else code
+    if code:
+        return code
+    if status == LOST_DATA:
+        return LOST_DATA
+    return ERROR if problem else status
 
 
 def _run_command(command: list[str], session: ServerSession, stops: _StopSignals) -> int:
@@ -378,13 +394,14 @@ def _serve(args: argparse.Namespace) -> int:
             try:
                 # One report at a time: a snapshot may be writing right now.
                 with exclusive(path) if path.exists() else contextlib.nullcontext():
-                    problem, failed_under = _finish(session)
+                    problem, status = _finish(session)
             finally:
                 _remove_state(path)
     if problem:
         _say(f"error: {problem}")
-        return ERROR
-    return FAIL_UNDER if failed_under else 0
+    if status == LOST_DATA:
+        return LOST_DATA
+    return ERROR if problem else status
 
 
 def _serve_with_control(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ MAX_TIMEOUT = 3600.0
 MAX_AUTOSAVE = 24 * 3600.0
 REPORTS = ("term", "term-missing", "html", "xml", "json", "lcov")
 CONTEXTS = ("off", "test")
+LOST_DATA = ("fail", "warn")
 
 
 def _no_nul(value: str) -> str:
@@ -203,6 +204,13 @@ def _contexts(value: str) -> str:
     return choice
 
 
+def _lost_data(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in LOST_DATA:
+        raise ValueError("fail or warn")
+    return choice
+
+
 @dataclass(frozen=True)
 class Key:
     """One ``[servercov]`` key: how to parse it, its default, what it means."""
@@ -246,6 +254,10 @@ KEYS: tuple[Key, ...] = (
         "seconds between automatic saves inside each server process (0 = off)"),
     Key("contexts", _contexts, "off",
         "`test`: server-side lines are recorded under the id of the test that sent the request"),
+    Key("lost_data", _lost_data, "fail",
+        "what a measured process that ran code but left no readable data does to the run: "
+        "`fail` (the run fails, exit status 3 for `servercov`) or `warn` (named on a "
+        "`servercov:` line only)"),
     Key("remotes", _remotes, "",
         "agents to collect from (`servercov serve --control` on other hosts), comma- or "
         "line-separated URLs; with `remotes` and no `command`, nothing is started locally"),
@@ -277,6 +289,7 @@ class ServerConfig:
     reports: tuple[str, ...]
     autosave: float
     contexts: str
+    lost_data: str
     remotes: tuple[str, ...]
     remote_stop: bool
 

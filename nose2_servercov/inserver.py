@@ -7,6 +7,8 @@ stderr, where servercov shows it, and the server runs on unmeasured.
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import signal
 import sys
@@ -22,12 +24,25 @@ def _say(message: str) -> None:
         pass
 
 
+def _report_problem(message: str) -> None:
+    """Tell the session of a problem that makes this process's data untrustworthy."""
+    _say(message)
+    run_dir = os.environ.get("SERVERCOV_RUN_DIR")
+    if run_dir:
+        try:
+            with open(os.path.join(run_dir, f"problem.{os.getpid()}"), "a") as f:
+                f.write(message + "\n")
+        except OSError:
+            pass
+
+
 def _start_coverage() -> Any:
     """Start coverage from servercov's environment (a no-op if coverage's .pth did)."""
     try:
         import coverage
     except ImportError:
-        _say(f"coverage is not installed for {sys.executable}: this process is not measured")
+        _report_problem(f"coverage is not installed for {sys.executable}: this process "
+                        "is not measured")
         return None
     coverage.process_startup()
     return coverage.Coverage.current()
@@ -199,11 +214,15 @@ def _answer_snapshots(control: str, autosave: float) -> None:
             time.sleep(1.0)
 
 
+_answering_pid: list[int] = []  # the pid whose polling thread runs (once per process)
+
+
 def _start_answering_snapshots() -> None:
     """Register this process for snapshots and start its polling thread (again after fork)."""
     control = os.environ.get("SERVERCOV_CONTROL")
-    if not control:
+    if not control or _answering_pid == [os.getpid()]:
         return
+    _answering_pid[:] = [os.getpid()]
     try:
         autosave = float(os.environ.get("SERVERCOV_AUTOSAVE") or 0)
         # Registered before it serves anything, so a snapshot waits for this process.
@@ -214,13 +233,142 @@ def _start_answering_snapshots() -> None:
         _say(f"snapshots and autosave are off in this process: {exc!r}")
 
 
+# Accounting.  Every measured process registers in SERVERCOV_RUN_DIR before it
+# serves anything (proc.<pid>: pid, ppid, command line, start time), and marks
+# the start of its orderly exit (exit.<pid>: how much it had measured), so that
+# the session can tell a process that saved from one that was killed.  The
+# names are shared with nose2_servercov.accounting, which this file cannot import.
+
+def _command_line() -> list[str]:
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            return [word.decode("utf-8", "replace") for word in f.read().split(b"\0")[:-1]]
+    except OSError:
+        return list(getattr(sys, "orig_argv", sys.argv))
+
+
+def _executable() -> str:
+    try:
+        return os.readlink("/proc/self/exe")
+    except OSError:
+        return sys.executable
+
+
+def _start_time() -> int | None:
+    """Return this process's start time in clock ticks since boot, from /proc."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        return int(stat[stat.rfind(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _register() -> None:
+    """Write ``proc.<pid>`` into the run folder, atomically, before this process serves."""
+    run_dir = os.environ.get("SERVERCOV_RUN_DIR")
+    if not run_dir:
+        return
+    record = {"pid": os.getpid(), "ppid": os.getppid(), "argv": _command_line(),
+              "start": _start_time(), "exe": _executable(), "python": sys.executable}
+    try:
+        # A marker of the image this pid ran before an exec is not this one's.
+        if os.path.exists(os.path.join(run_dir, f"exit.{os.getpid()}")):
+            os.unlink(os.path.join(run_dir, f"exit.{os.getpid()}"))
+        _replace_atomically(os.path.join(run_dir, f"proc.{os.getpid()}"), json.dumps(record))
+    except Exception as exc:
+        _report_problem(f"cannot register with servercov, its data cannot be accounted "
+                        f"for: {exc!r}")
+
+
+def _mark_orderly_exit() -> None:
+    """Write ``exit.<pid>``: this process reached atexit, so coverage saves its data now."""
+    run_dir = os.environ.get("SERVERCOV_RUN_DIR")
+    if not run_dir:
+        return
+    try:
+        import coverage
+
+        cov: Any = coverage.Coverage.current()
+        measured = -1
+        if cov is not None and getattr(cov, "_collector", None) is not None:
+            measured = sum(1 for found in cov._collector.data.copy().values() if found)
+        _replace_atomically(os.path.join(run_dir, f"exit.{os.getpid()}"),
+                            json.dumps({"measured": measured}))
+    except Exception:
+        pass
+
+
+def _mark_exits_that_skip_atexit() -> None:
+    """Mark ``os._exit`` and the exec family too: coverage saves there, atexit never runs."""
+    def wrap(name: str) -> None:
+        original = getattr(os, name)
+
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            _mark_orderly_exit()
+            return original(*args, **kwargs)
+
+        setattr(os, name, marked)
+
+    for name in ("_exit", "execv", "execve"):
+        wrap(name)
+
+
+def _register_uwsgi_workers() -> None:
+    """Register uWSGI workers forked without Python's fork hooks (no py-call-osafterfork).
+
+    The ``uwsgi`` module exists only once uWSGI has set Python up, after this
+    file ran; its ``post_fork_hook`` runs in each worker with or without the
+    fork hooks.  So wait for the first import that finds it, then chain onto it.
+    """
+    class UwsgiWatch:
+        busy = False
+
+        @classmethod
+        def find_spec(cls, name: str, path: Any = None, target: Any = None) -> None:
+            uwsgi: Any = sys.modules.get("uwsgi")
+            if uwsgi is None or cls.busy:
+                return None
+            cls.busy = True
+            try:
+                sys.meta_path.remove(cls)
+                previous = getattr(uwsgi, "post_fork_hook", None)
+
+                def post_fork_hook() -> None:
+                    if not os.path.exists(os.path.join(
+                            os.environ.get("SERVERCOV_RUN_DIR", ""), f"proc.{os.getpid()}")):
+                        _register()
+                    _start_answering_snapshots()
+                    if previous is not None:
+                        previous()
+
+                uwsgi.post_fork_hook = post_fork_hook
+            except Exception as exc:
+                _say(f"cannot register uWSGI workers: {exc!r}")
+            return None
+
+    sys.meta_path.insert(0, UwsgiWatch)
+
+
 def install() -> None:
     """Start measuring this process and make its orderly stops save the data."""
     cov = _start_coverage()
     if cov is None:
         return
+    _register()
+    os.register_at_fork(after_in_child=_register)
+    atexit.register(_mark_orderly_exit)
+    _mark_exits_that_skip_atexit()
+    in_uwsgi = os.path.basename(_executable()).startswith("uwsgi")
+    if in_uwsgi:
+        _register_uwsgi_workers()
     _save_on_sigterm()
     _trace_threads_made_in_c()
     _keep_data_of_a_master_that_never_exits(cov)
-    _start_answering_snapshots()
+    # Not in the uWSGI master: a worker forked without Python's fork hooks keeps
+    # the master's threading state, and a C thread of the worker that reuses the
+    # polling thread's ident would pass for it and never be traced.  Each worker
+    # starts its own from the post-fork hook instead.
+    if not in_uwsgi:
+        _start_answering_snapshots()
     os.register_at_fork(after_in_child=_start_answering_snapshots)

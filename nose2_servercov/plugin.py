@@ -162,6 +162,8 @@ class ServerCoverage(Plugin):
             return
         finally:
             self._restore()
+        if result.lost_data:
+            self.failure = self.failure or "lost data"
         if result.failed_under:
             self.failure = self.failure or "fail_under"
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from nose2_servercov import data, network, preflight
+from nose2_servercov import accounting, data, network, preflight
 from nose2_servercov.config import ServerConfig
-from nose2_servercov.errors import ServerStartError
+from nose2_servercov.errors import DataError, LostDataError, ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
 from nose2_servercov.runlock import RunLock
 
@@ -41,10 +41,14 @@ class ServerSession:
         self.settings = data.server_settings(config.rcfile)
         if config.contexts == "test":
             self.settings.show_contexts = True  # [html] show_contexts
-        # Server processes answer snapshots (`servercov serve`) and autosave
-        # through files in this folder; None when neither is asked for.
-        self.control = (data.control_dir(self.settings) if snapshots or config.autosave
-                        else None)
+        # Server processes answer snapshots (`servercov serve`), autosave and
+        # the save before a stop signal through files in this folder: beside the
+        # data file for `serve` (snapshot finds it there), else the run folder.
+        self.control: Path | None = data.control_dir(self.settings) if snapshots else None
+        # This run's private folder: every measured process registers there.
+        self.run_dir: Path | None = None
+        self._alive_at_stop: frozenset[int] = frozenset()
+        self._saved_before_signal: frozenset[int] = frozenset()
         self.token = secrets.token_urlsafe(32)
         self.port = config.port
         self.url = ""
@@ -84,8 +88,10 @@ class ServerSession:
         })
         env.pop("SERVERCOV_CONTROL_TOKEN", None)  # the serve's control token is not the app's
         env.pop("COVERAGE_FILE", None)  # the settings name the data file already
-        for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE"):
+        for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE", "SERVERCOV_RUN_DIR"):
             env.pop(name, None)  # an outer servercov's, not ours
+        if self.run_dir is not None:
+            env["SERVERCOV_RUN_DIR"] = str(self.run_dir)
         if self.control is not None:
             env["SERVERCOV_CONTROL"] = str(self.control)
             if self.config.autosave:
@@ -154,7 +160,11 @@ class ServerSession:
 
     def _start(self) -> str:
         data.erase_stale_data(self.settings)
-        if self.control is not None:
+        self.run_dir = accounting.make_run_dir()
+        atexit.register(accounting.remove_run_dir, self.run_dir)
+        if self.control is None:
+            self.control = self.run_dir
+        else:
             self.control.mkdir(mode=0o700, exist_ok=True)
             self.control.chmod(0o700)
         self.port = self._pick_port()
@@ -162,7 +172,12 @@ class ServerSession:
         self.process = ServerProcess(
             self._command(), cwd=self.config.cwd, env=self.server_env(), log=self.config.log,
             echo=self.err if self.verbose else None)
-        self.process.start(stop_signal=self.config.stop_signal, hold=self.run_lock.held())
+        try:
+            self.process.start(stop_signal=self.config.stop_signal, hold=self.run_lock.held())
+        except ServerStartError:
+            self.process = None
+            accounting.remove_run_dir(self.run_dir)
+            raise
         self.run_lock.record_server(self.process.pid)
         atexit.register(self.stop)
         awaited = (f"{self.url}{self.config.ready_path} to answer with a status < 500"
@@ -173,6 +188,7 @@ class ServerSession:
                 progress=self._show_progress(awaited) if self.err.isatty() else None)
         except ServerStartError:
             self.stop(quiet=True)
+            accounting.remove_run_dir(self.run_dir)
             raise
         finally:
             if self.err.isatty():
@@ -211,8 +227,9 @@ class ServerSession:
             return "the server refused the connection"
         except TimeoutError:
             return f"no answer within {self.config.shutdown_timeout:g} s"
-        except OSError:
-            return None  # the connection dropped: the server is on its way down
+        except OSError as exc:
+            # No answer is no proof of a stop: the server may be crashing right now.
+            return f"the connection dropped before an answer ({exc})"
         if status >= 400:
             return f"{self.config.shutdown_path} answered {status}"
         return None
@@ -224,9 +241,14 @@ class ServerSession:
         if self.process is None:
             return None
         first = not self.process.stopped
+        if first and self.run_dir is not None:
+            self._alive_at_stop = frozenset(
+                pid for pid, proc in accounting.registrations(self.run_dir).items()
+                if proc.is_alive())
         outcome = self.process.stop(
             request_shutdown=self._request_shutdown if self.config.shutdown_path else None,
-            stop_signal=self.config.stop_signal, timeout=self.config.shutdown_timeout)
+            stop_signal=self.config.stop_signal, timeout=self.config.shutdown_timeout,
+            before_signal=self._save_before_signal)
         if first and not quiet:
             self.say(f"server stopped by {outcome.step} in {outcome.seconds:.2f} s")
             for note in outcome.notes:
@@ -235,8 +257,47 @@ class ServerSession:
                 self.err.write(self.process.tail() + "\n")
         return outcome
 
+    def _save_before_signal(self) -> list[str]:
+        """Have every measured process put its data on disk before a stop signal."""
+        if self.control is None or self.process is None:
+            return []
+        saved, notes = accounting.ask_to_save(self.control, self.process.pid,
+                                              timeout=self.config.shutdown_timeout)
+        self._saved_before_signal = saved
+        return notes
+
+    def account(self, outcome: StopOutcome | None) -> accounting.Accounting:
+        """Hold the registered processes against the data on disk; say every loss."""
+        assert self.process is not None and self.run_dir is not None
+        facts = accounting.StopFacts(
+            leader_pid=self.process.pid, leader_status=self.process.exit_code(),
+            step=outcome.step if outcome else "", stop_signal=self.config.stop_signal.name,
+            alive_at_stop=self._alive_at_stop, saved_before_signal=self._saved_before_signal)
+        found = accounting.account(self.run_dir, self.settings, facts)
+        prefix = "warning: lost data" if self.config.lost_data == "warn" else "lost data"
+        for line in found.losses:
+            self.say(f"{prefix}: {line}")
+        for line in found.warnings:
+            self.say(f"warning: {line}")
+        return found
+
+    def _nothing_to_report(self, found: accounting.Accounting) -> DataError:
+        if found.losses and not found.good_files:
+            error = LostDataError if self.config.lost_data == "fail" else DataError
+            return error("no coverage data to report: every measured server process lost "
+                         "its data (named above)")
+        if found.registered == 0:
+            return DataError(
+                "no server process was measured: servercov's start-up hook ran in no "
+                "server process (is the server a Python program? does its command replace "
+                "PYTHONPATH?); see the server's output above")
+        source = ", ".join(self.settings.source or ()) or "(not set)"
+        return DataError(f"the {found.registered} measured server process"
+                         f"{'es' if found.registered > 1 else ''} ran no code of "
+                         f"[run] source = {source}: check [run] source")
+
     def finish(self) -> data.ReportResult:
-        """Stop the server, combine every process's data and write the reports."""
+        """Stop the server, account for every process's data, combine it, write the reports."""
         if self.remote is not None:
             return self.remote.finish()
         try:
@@ -245,13 +306,22 @@ class ServerSession:
             self.run_lock.release()  # the reports are written: the next run may erase
 
     def _finish(self) -> data.ReportResult:
-        self.stop()
+        if self.process is None or self.run_dir is None:
+            raise ServerStartError("the server was not started: there is nothing to report")
+        outcome = self.stop()
         if data.save_runner_data(self.settings):
             self.say("saved the test runner's own coverage data to combine it too")
         try:
-            result = data.combine_and_report(self.settings, self.config.reports, self.out)
+            found = self.account(outcome)
+            if not found.measured_any:
+                raise self._nothing_to_report(found)
+            result = data.combine_and_report(self.settings, self.config.reports, self.out,
+                                             files=found.good_files)
         finally:
             data.erase_control_files(self.settings)  # the dumps were combined with the rest
+            if self.run_dir is not None:
+                accounting.remove_run_dir(self.run_dir)
+        result.lost_data = found.lost_data and self.config.lost_data == "fail"
         count = len(result.combined)
         self.say(f"combined {count} data file{'s' if count > 1 else ''} into "
                  f"{self.settings.data_file}")

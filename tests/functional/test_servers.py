@@ -121,7 +121,7 @@ class Outcome:
 
 
 def run_variant(tmp_path: Path, name: str, *, route: bool = True, kill: bool = False,
-                runner: str = "nose2") -> tuple[Path, Outcome, str]:
+                runner: str = "nose2", status: int = 0) -> tuple[Path, Outcome, str]:
     """Run the scenario under ``name`` and return the project, the outcome, the output."""
     require_servers()
     variant = VARIANTS[name]
@@ -137,7 +137,7 @@ def run_variant(tmp_path: Path, name: str, *, route: bool = True, kill: bool = F
              "nose2", "-v"], cwd=project, env=python_env(**env), capture_output=True,
             text=True, timeout=RUN_TIMEOUT)
     output = run.stderr
-    assert run.returncode == 0, output + "\n" + tail(project / "server.log")
+    assert run.returncode == status, output + "\n" + tail(project / "server.log")
     stopped = re.search(r"^servercov: server stopped by (\S+) in ([\d.]+) s$", output, re.M)
     combined = re.search(r"^servercov: combined (\d+) data files? into", output, re.M)
     assert stopped and combined, output
@@ -227,10 +227,15 @@ def test_a_worker_killed_mid_run_loses_only_its_own_data(tmp_path, name):
     What is requested after the kill (the whole plan again and /after/kill/) must
     be there, and so must each one-off request answered by a surviving worker.
     /once/a/ ran only in the killed worker, which never saved: its lines are gone,
-    which proves the kill really lost that worker's data.
+    which proves the kill really lost that worker's data; so the run fails, and
+    the killed worker is named, alone, on a ``servercov: lost data:`` line.
     """
-    project, outcome, output = run_variant(tmp_path, name, kill=True)
+    project, outcome, output = run_variant(tmp_path, name, kill=True, status=1)
     load = outcome.load
+    lost = [line for line in output.splitlines() if line.startswith("servercov: lost data:")]
+    assert len(lost) == 1, output
+    assert lost[0].startswith(f"servercov: lost data: pid {load['victim']} (")
+    assert "ended while the tests ran without saving: killed by SIGKILL" in lost[0]
     assert outcome.step == "shutdown_path", output
     assert load["victim"] not in load["after_kill"]
     assert load["respawned"] in load["after_kill"]

@@ -45,6 +45,7 @@ GOOD = {
     "reports": ["term, html", "", "term term", "xml,,json"],
     "autosave": ["0", "0.0", "0.5", "86400"],
     "contexts": ["off", "test", "TEST"],
+    "lost_data": ["fail", "warn", " WARN "],
     "remotes": ["", "https://api-1:8765", "http://10.0.0.2:8765/, http://[::1]:8765",
                 "https://a:1\nhttps://b:2"],
     "remote_stop": ["true", "false", "No", "1"],
@@ -69,6 +70,7 @@ BAD = {
     "reports": ["pdf"],
     "autosave": ["-0", "1e20", "86401", "nan"],
     "contexts": ["request", ""],
+    "lost_data": ["ignore", "", "fail, warn"],
     "remotes": ["api-1:8765", "ftp://x:1", "http://", "https://a:"],
     "remote_stop": ["maybe", "", "2"],
 }
