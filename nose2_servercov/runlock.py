@@ -98,6 +98,10 @@ def read_run_state(path: Path) -> RunState | None:
     return state
 
 
+# The run locks this process holds, by lock file.
+_HELD: dict[Path, RunLock] = {}
+
+
 class RunLock:
     """Hold the run lock of one folder for one run, and clear what an earlier run left."""
 
@@ -108,6 +112,9 @@ class RunLock:
         self.state_path = folder / STATE_FILE
         self.fd: int | None = None
         self.state: RunState | None = None
+        # Set once the run's server is gone: a later run of this same process may then
+        # take the lock over, as a run of another process could once this one ended.
+        self.server_gone = False
 
     def acquire(self, *, stop_signal: signal.Signals, timeout: float) -> None:
         """Take the lock, or raise naming the run that has it; then end an earlier leftover.
@@ -115,6 +122,9 @@ class RunLock:
         ``stop_signal`` and ``timeout`` are how a leftover server is stopped.
         """
         earlier = None
+        held = _HELD.get(self.lock_path)
+        if held is not None and held is not self and held.server_gone:
+            held.release()  # a stopped run of this process that never reported
         try:
             self._lock()
             earlier = read_run_state(self.state_path)
@@ -158,6 +168,7 @@ class RunLock:
                 break
             os.close(fd)
         self.fd = fd
+        _HELD[self.lock_path] = self
 
     def _refuse_or_wait(self, deadline: float) -> None:
         holder = read_run_state(self.state_path)
@@ -237,5 +248,7 @@ class RunLock:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None
+        if _HELD.get(self.lock_path) is self:
+            del _HELD[self.lock_path]
         with contextlib.suppress(OSError):
             self.folder.rmdir()  # only when empty (serve keeps serve.json there)

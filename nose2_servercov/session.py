@@ -249,6 +249,7 @@ class ServerSession:
             request_shutdown=self._request_shutdown if self.config.shutdown_path else None,
             stop_signal=self.config.stop_signal, timeout=self.config.shutdown_timeout,
             before_signal=self._save_before_signal)
+        self.run_lock.server_gone = not self.process.alive()  # then a next session may lock
         if first and not quiet:
             self.say(f"server stopped by {outcome.step} in {outcome.seconds:.2f} s")
             for note in outcome.notes:
