@@ -35,6 +35,7 @@ MAX_TIMEOUT = 3600.0
 MAX_AUTOSAVE = 24 * 3600.0
 REPORTS = ("term", "term-missing", "html", "xml", "json", "lcov")
 CONTEXTS = ("off", "test")
+CORES = ("auto", "ctrace", "sysmon", "pytrace")
 LOST_DATA = ("fail", "warn")
 
 
@@ -204,6 +205,13 @@ def _contexts(value: str) -> str:
     return choice
 
 
+def _core(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in CORES:
+        raise ValueError(", ".join(CORES))
+    return choice
+
+
 def _lost_data(value: str) -> str:
     choice = value.strip().lower()
     if choice not in LOST_DATA:
@@ -254,6 +262,10 @@ KEYS: tuple[Key, ...] = (
         "seconds between automatic saves inside each server process (0 = off)"),
     Key("contexts", _contexts, "off",
         "`test`: server-side lines are recorded under the id of the test that sent the request"),
+    Key("core", _core, "auto",
+        "coverage core in the server processes: `auto` (sys.monitoring on 3.12+ where the "
+        "effective config allows it, else the C tracer; the user's own `[run] core` or "
+        "`COVERAGE_CORE` wins), `ctrace`, `sysmon`, `pytrace`"),
     Key("lost_data", _lost_data, "fail",
         "what a measured process that ran code but left no readable data does to the run: "
         "`fail` (the run fails, exit status 3 for `servercov`) or `warn` (named on a "
@@ -289,6 +301,7 @@ class ServerConfig:
     reports: tuple[str, ...]
     autosave: float
     contexts: str
+    core: str
     lost_data: str
     remotes: tuple[str, ...]
     remote_stop: bool

@@ -82,16 +82,17 @@ def _trace_threads_made_in_c() -> None:
         if tracer is not None and sys.gettrace() is None:
             sys.settrace(tracer)
 
-    dummy.__init__ = init_and_trace
+    dummy.__init__ = init_and_trace  # type: ignore[method-assign]
 
 
 def _keep_data_of_a_master_that_never_exits(cov: Any) -> None:
     """Save the uWSGI master's data when it forks a worker.
 
     The uWSGI master never runs Python's atexit, and when Python's fork hooks
-    are on (py-call-osafterfork), coverage's fork patch restarts coverage in
-    the workers: what the master ran before the fork (the app's import) would
-    be in no file.  Saving the parent's data in the child keeps it.
+    are on (py-call-uwsgi-fork-hooks, or py-call-osafterfork before 3.13),
+    coverage's fork patch restarts coverage in the workers: what the master
+    ran before the fork (the app's import) would be in no file.  Saving the
+    parent's data in the child keeps it.
     """
     def after_in_child() -> None:
         if "uwsgi" in sys.modules and cov._started is False:  # the fork patch stopped it
@@ -149,23 +150,64 @@ def _write_dump(cov: Any, control: str) -> bool:
             dump.update(earlier)
             earlier.close(force=True)
     dump.set_context(context)
-    if collector.branch:
-        if collector.core.packed_arcs:  # unpacked as Collector.flush_data does
-            live = {name: [_unpack_arc(packed) for packed in found]
-                    for name, found in live.items()}
-        dump.add_arcs(collector.mapped_file_dict(live))
-    else:
-        dump.add_lines(collector.mapped_file_dict(live))
-    dump.add_file_tracers({collector.cached_mapped_file(name): tracer for name, tracer
-                           in collector.file_tracers.copy().items() if tracer and name in live})
+    _copy_into(collector, live, dump)
     dump.close(force=True)
     os.replace(temporary, f"{cov.config.data_file}{DUMP_INFIX}{os.getpid()}")
     return True
 
 
-def _unpack_arc(packed: int) -> tuple[int, int]:
-    first, second = packed & 0xFFFFFFF, (packed >> 28) & 0xFFFFFFF
-    return (-first if packed & (1 << 56) else first, -second if packed & (1 << 57) else second)
+class UnknownCoverage(AttributeError):
+    """coverage's collector is not built the way ``_copy_into`` knows."""
+
+
+class _CollectorCopy:
+    """What ``Collector.flush_data`` reads, over a copy of the data, writing into ``dump``.
+
+    coverage's own flush unpacks the C tracer's packed arcs (a layout that
+    changed in 7.13.2: 20 bits a line before, 28 after) and maps file names;
+    running it on this stand-in reuses that code on a copy, so the live
+    collector is neither cleared nor changed.  Only pure lookups are taken
+    from the real collector; anything else the flush asks for is unknown.
+    """
+
+    def __init__(self, collector: Any, live: dict[str, Any], dump: Any) -> None:
+        self.data = live
+        self.branch = collector.branch
+        self.core = collector.core
+        self.covdata = dump
+        self.tracers: list[Any] = []
+        self.file_tracers = {name: tracer for name, tracer
+                             in collector.file_tracers.copy().items() if name in live}
+        self.disabled_plugins = set(collector.disabled_plugins)
+        self.mapped_file_dict = collector.mapped_file_dict
+        self.cached_mapped_file = collector.cached_mapped_file
+
+    def _activity(self) -> bool:
+        return True
+
+    def _clear_data(self) -> None:
+        pass  # the copy is thrown away; the live data stays
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise UnknownCoverage(name)
+
+
+def _copy_into(collector: Any, live: dict[str, Any], dump: Any) -> None:
+    """Add ``live`` (a copy of the collector's data) to ``dump``, as coverage's flush would."""
+    import coverage
+
+    flush = getattr(type(collector), "flush_data", None)
+    try:
+        if flush is None:
+            raise UnknownCoverage("flush_data")
+        flush(_CollectorCopy(collector, live, dump))
+    except UnknownCoverage as exc:
+        raise UnknownCoverage(
+            f"coverage {coverage.__version__} flushes its collector in a way servercov does "
+            f"not know (it needs Collector.{exc.args[0]}): snapshots and autosave of this "
+            "process are off, their data would be wrong") from None
 
 
 def _measured_size(cov: Any) -> tuple[int, int]:
@@ -207,6 +249,9 @@ def _answer_snapshots(control: str, autosave: float) -> None:
                 if _measured_size(cov) != dumped:
                     dumped = _measured_size(cov)
                     _write_dump(cov, control)
+        except UnknownCoverage as exc:  # never a wrong line number: refuse, in one line
+            _report_problem(str(exc))
+            return
         except Exception as exc:  # never take the server down; try again next time
             if not failed:
                 _say(f"cannot write the coverage dump (will retry): {exc!r}")

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from nose2_servercov import accounting, data, network, preflight
+from nose2_servercov import accounting, cores, data, known_bugs, network, preflight
 from nose2_servercov.config import ServerConfig
-from nose2_servercov.errors import DataError, LostDataError, ServerStartError
+from nose2_servercov.errors import ConfigError, DataError, LostDataError, ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
 from nose2_servercov.runlock import RunLock
 
@@ -41,6 +41,10 @@ class ServerSession:
         self.settings = data.server_settings(config.rcfile)
         if config.contexts == "test":
             self.settings.show_contexts = True  # [html] show_contexts
+        self.core = cores.choose_core(self.settings, config.core, server_env=config.env,
+                                      contexts_test=config.contexts == "test",
+                                      origin=str(config.rcfile))
+        self.settings.core = self.core.core  # the serialized settings win in the server
         # Server processes answer snapshots (`servercov serve`), autosave and
         # the save before a stop signal through files in this folder: beside the
         # data file for `serve` (snapshot finds it there), else the run folder.
@@ -60,6 +64,9 @@ class ServerSession:
 
             self.remote = RemoteRun(config, out=self.out, err=self.err)
         self.run_lock = RunLock(data.control_dir(self.settings), say=self.say)
+        refused = known_bugs.refusal(config.command, config.cwd, self.server_env())
+        if refused:  # before anything starts
+            raise ConfigError(f"{config.rcfile}: [servercov] command: {refused}")
 
     def say(self, message: str) -> None:
         """Print one ``servercov:`` line."""
@@ -194,7 +201,7 @@ class ServerSession:
             if self.err.isatty():
                 self.err.write("\r\033[K")  # clear the progress line
         self.say(f"server started: pid {self.process.pid}, {self.url}, "
-                 f"ready in {seconds:.2f} s")
+                 f"ready in {seconds:.2f} s, {self.core.describe()}")
         return self.url
 
     def guard(self, pid: int) -> None:
