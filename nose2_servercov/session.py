@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from nose2_servercov import data, network
+from nose2_servercov import data, greenlets, network
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
@@ -37,6 +37,8 @@ class ServerSession:
         self.settings = data.server_settings(config.rcfile)
         if config.contexts == "test":
             self.settings.show_contexts = True  # [html] show_contexts
+        # gunicorn -k gevent and the like: coverage must know before the server starts.
+        greenlets.announce(self.settings, config.command)
         # Server processes answer snapshots (`servercov serve`) and autosave
         # through files in this folder; None when neither is asked for.
         self.control = (data.control_dir(self.settings) if snapshots or config.autosave
