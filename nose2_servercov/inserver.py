@@ -90,7 +90,7 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
     """
     global _deferred
     if _exiting:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _original_signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
     parent = None if _deferred else _pool_parent()
@@ -102,13 +102,38 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+_original_signal = signal.signal
+_original_getsignal = signal.getsignal
+
+
+def _signal(signalnum: Any, handler: Any) -> Any:
+    """``signal.signal``, where the default action of SIGTERM saves the data first.
+
+    Servers reset SIGTERM to SIG_DFL (gunicorn's uvicorn worker does after the
+    fork) and re-raise it once their own graceful shutdown is done (uvicorn):
+    with the true default the process would then die without saving.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if signalnum == signal.SIGTERM and handler == signal.SIG_DFL and main:
+        handler = _exit_on_sigterm
+    previous = _original_signal(signalnum, handler)
+    return signal.SIG_DFL if previous is _exit_on_sigterm else previous
+
+
+def _getsignal(signalnum: Any) -> Any:
+    current = _original_getsignal(signalnum)
+    return signal.SIG_DFL if current is _exit_on_sigterm else current
+
+
 def _save_on_sigterm() -> None:
-    """Install the SIGTERM handler where the process has none of its own."""
+    """Install the SIGTERM handler where the process has none of its own; keep it the default."""
     is_main = threading.current_thread() is threading.main_thread()
-    if is_main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if is_main and _original_getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        _original_signal(signal.SIGTERM, _exit_on_sigterm)
         # Registered after coverage's own atexit, so it runs before coverage saves.
         atexit.register(_mark_exiting)
+        signal.signal = _signal
+        signal.getsignal = _getsignal
 
 
 def _unannounced_greenlets(cov: Any) -> str | None:
