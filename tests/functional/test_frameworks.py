@@ -58,18 +58,35 @@ from webapp import create_app
 server = make_server("127.0.0.1", int(sys.argv[1]), create_app())
 server.serve_forever()
 '''
-# A Flask app monkey-patched by gevent, under Werkzeug: nothing in the command says so.
-GEVENT_PATCHED_APP = '''
+# Flask apps monkey-patched by gevent or eventlet: nothing in the command says so.
+PATCHED_APPS = {
+    "gevent": '''
 from gevent import monkey
 
 monkey.patch_all()
 
 import sys  # noqa: E402
 
+from gevent.pywsgi import WSGIServer  # noqa: E402
+
 from webapp import create_app  # noqa: E402
 
-create_app().run(host="127.0.0.1", port=int(sys.argv[1]), threaded=True)
-'''
+WSGIServer(("127.0.0.1", int(sys.argv[1])), create_app()).serve_forever()
+''',
+    "eventlet": '''
+import eventlet
+
+eventlet.monkey_patch()
+
+import sys  # noqa: E402
+
+import eventlet.wsgi  # noqa: E402
+
+from webapp import create_app  # noqa: E402
+
+eventlet.wsgi.server(eventlet.listen(("127.0.0.1", int(sys.argv[1]))), create_app())
+''',
+}
 
 
 @dataclass(frozen=True)
@@ -108,7 +125,7 @@ SETUPS = {
     "uvicorn-signal": Setup("fastapi", UVICORN + " --workers 2", "2", route=False),
     "uvicorn-root-path": Setup("fastapi", UVICORN + " --root-path /api", "1"),
     "uvicorn-limit-max-requests": Setup(
-        "fastapi", UVICORN + " --workers 2 --limit-max-requests 40", "3+", resets_ok=True),
+        "fastapi", UVICORN + " --workers 2 --limit-max-requests 100", "3+", resets_ok=True),
     "hypercorn": Setup("fastapi", HYPERCORN, "1"),
     "hypercorn-signal": Setup("fastapi", HYPERCORN, "1", route=False),
     "hypercorn-workers-2": Setup("fastapi", HYPERCORN + " --workers 2", "2"),
@@ -129,12 +146,12 @@ SETUPS = {
                             + HOST_PORT, "1"),
     # gevent / eventlet (Flask): nothing about concurrency in the rcfile
     "gunicorn-gevent": Setup("servers", GUNICORN + " -k gevent --workers 2 app:app", "2"),
-    "gunicorn-eventlet": Setup("servers", GUNICORN + " --worker-class eventlet --workers 2 "
-                               "app:app", "2"),
     # worker recycling, prefix mounts, a single-threaded server (Flask)
     "gunicorn-max-requests": Setup("servers", GUNICORN + " --workers 2 --max-requests 40 "
                                    "app:app", "3+"),
-    "uwsgi-max-requests": Setup("servers", UWSGI + " --max-requests 40", "3+",
+    # uWSGI recycles a worker only once it has lived min-worker-lifetime (10 s by default).
+    "uwsgi-max-requests": Setup("servers", UWSGI + " --max-requests 40 --min-worker-lifetime 1",
+                                "3+",
                                 stop_signal="INT"),
     "gunicorn-script-name": Setup(
         "servers", GUNICORN + " --workers 2 --env SCRIPT_NAME=/api app:app", "2",
@@ -279,10 +296,11 @@ def test_wsgiref_stops_through_the_route_every_time(tmp_path):
         assert_no_leftovers(project)
 
 
-def test_greenlets_no_command_announces_are_refused_in_one_line(tmp_path):
+@pytest.mark.parametrize("library", list(PATCHED_APPS))
+def test_greenlets_no_command_announces_are_refused_in_one_line(tmp_path, library):
     """A monkey-patched app that nothing in the command names: one line names the setting."""
-    setup = Setup("servers", "{python} gevent_app.py {port}", "1",
-                  launcher=("gevent_app.py", GEVENT_PATCHED_APP))
+    setup = Setup("servers", "{python} patched_app.py {port}", "1",
+                  launcher=("patched_app.py", PATCHED_APPS[library]))
     project = make_setup_project(tmp_path, setup)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -292,7 +310,7 @@ def test_greenlets_no_command_announces_are_refused_in_one_line(tmp_path):
     refusals = [line for line in output.splitlines()
                 if "greenlets that coverage does not follow" in line]
     assert refusals, output
-    assert "add 'concurrency = gevent, thread' to [run] in " in refusals[0]
+    assert f"add 'concurrency = {library}, thread' to [run] in " in refusals[0]
     problems = list(run_dir.glob("problem.*"))
-    assert problems and "concurrency = gevent" in problems[0].read_text()
+    assert problems and f"concurrency = {library}" in problems[0].read_text()
     assert_no_leftovers(project)

@@ -6,7 +6,8 @@ What it asks for comes from the environment:
 - LOAD_WORKERS: how many worker processes must answer (each must serve traffic);
   "N+" means at least N (workers recycled by max-requests);
 - LOAD_RESETS_OK=1: a connection the server resets is not a problem (a recycled
-  uvicorn worker resets the connections it accepted but had not read yet);
+  uvicorn worker resets, or leaves unanswered, connections it accepted but had
+  not read yet: such a request is sent again, up to 10 times);
 - LOAD_REPETITIONS: how many times the plan is sent in all (default 56);
 - LOAD_KILL=1: SIGKILL the worker that answered /once/a/ half-way, wait until a
   respawned worker answers, then send the second half and /after/kill/.
@@ -49,10 +50,10 @@ class Load:
 
     def send(self, method: str, path: str, body: object, status: int) -> dict | None:
         if os.environ.get("LOAD_RESETS_OK") == "1":
-            for _ in range(5):  # until a worker that is not recycling answers
+            for _ in range(10):  # until a worker that is not recycling answers
                 try:
-                    return self._send(method, path, body, status)
-                except requests.ConnectionError:
+                    return self._send(method, path, body, status, timeout=3.0)
+                except (requests.ConnectionError, requests.Timeout):
                     continue
         try:
             return self._send(method, path, body, status)
@@ -61,9 +62,9 @@ class Load:
                 self.problems.append(f"{method} {path}: {exc!r}")
             return None
 
-    def _send(self, method: str, path: str, body: object, status: int) -> dict | None:
-        response = requests.request(method, self.base + path, json=body,
-                                    timeout=REQUEST_TIMEOUT)
+    def _send(self, method: str, path: str, body: object, status: int,
+              timeout: float = REQUEST_TIMEOUT) -> dict | None:
+        response = requests.request(method, self.base + path, json=body, timeout=timeout)
         with self.lock:
             self.sent += 1
             if response.status_code != status:
