@@ -5,6 +5,10 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 SERVERS = ["flask>=2.2", "gunicorn>=21", "waitress>=2.1"]
+# FastAPI/ASGI, Django, gevent and eventlet: the helpers import them lazily, the
+# tests and examples run them (httpx for Starlette's TestClient).
+FRAMEWORKS = ["fastapi>=0.100", "httpx", "uvicorn>=0.30", "hypercorn>=0.16", "django>=4.2",
+              "gevent>=23", "eventlet>=0.35", "packaging"]
 
 setup(
     name="nose2-servercov",
@@ -20,7 +24,8 @@ setup(
     extras_require={
         "sample": ["flask>=2.2"],
         "uwsgi": ["uwsgi>=2.0.22"],
-        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff"],
+        "frameworks": FRAMEWORKS,
+        "test": [*SERVERS, *FRAMEWORKS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff"],
     },
     entry_points={"console_scripts": ["servercov = nose2_servercov.cli:main"]},
     classifiers=[
