@@ -7,6 +7,7 @@ same app can ship to production: there the middleware passes every request on.
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import json
 import os
@@ -77,18 +78,38 @@ def _pool_parent() -> int | None:
     return parent.pid if parent is not None and parent.pid == os.getppid() else None
 
 
+def _monkey_patched() -> bool:
+    """Return whether gevent or eventlet has patched threading (thread idents are greenlets')."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    try:
+        return bool((gevent_monkey and gevent_monkey.is_module_patched("threading"))
+                    or (eventlet_patcher and eventlet_patcher.is_monkey_patched("thread")))
+    except Exception:
+        return False
+
+
 def _stop_main_thread() -> None:
     """Send SIGTERM to the main thread until the process is on its way out.
 
     servercov's in-server hook turns it into SystemExit; the select() of a
     server waiting for connections wakes up at once.  A server that swallows
-    the SystemExit while it finishes a request gets it again.
+    the SystemExit while it finishes a request gets it again, until the main
+    thread has finished or atexit has begun (a TERM then would cut the save).
     """
+    exiting = threading.Event()
+    atexit.register(exiting.set)  # registered last, so it runs first at exit
     main = threading.main_thread()
+    # Under gevent or eventlet the main thread's ident is a greenlet's: signal
+    # the process, which only the main thread's hub runs.
+    patched = _monkey_patched()
     for _ in range(RESIGNAL_LIMIT):
-        if not main.is_alive():  # the main thread has finished: the exit is under way
+        if exiting.is_set() or not main.is_alive():
             return
-        signal.pthread_kill(main.ident or 0, signal.SIGTERM)
+        if patched:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            signal.pthread_kill(main.ident or 0, signal.SIGTERM)
         time.sleep(RESIGNAL_SECONDS)
 
 

@@ -141,3 +141,21 @@ def test_announcing_keeps_a_light_thread_choice_the_user_made():
     plain = CoverageConfig()
     assert greenlets.announce(plain, ["gunicorn", "app:app"]) is None
     assert plain.concurrency == []
+
+
+def test_the_asgi_middleware_hands_the_test_context_to_the_switch(monkeypatch):
+    monkeypatch.setenv("SERVERCOV_CONTEXTS", "test")
+    gated = asgi.ServercovMiddleware(asgi_app, token="t")
+    labels = []
+    gated.switch_context = labels.append
+    scope = {"type": "http", "method": "GET", "path": "/x/", "root_path": "",
+             "headers": [(b"x-servercov-context", b"tests.test_a.A.test_one")]}
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        pass
+
+    asyncio.run(gated(scope, receive, send))
+    assert labels == ["tests.test_a.A.test_one"]
