@@ -64,3 +64,9 @@ def announce(settings: CoverageConfig, argv: Sequence[str]) -> str | None:
         return None
     settings.concurrency = sorted(set(current) | {library, "thread"})
     return library
+
+
+def announced(settings: CoverageConfig, argv: Sequence[str]) -> CoverageConfig:
+    """Return ``settings`` with the command's greenlet library announced (see announce)."""
+    announce(settings, argv)
+    return settings

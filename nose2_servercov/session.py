@@ -34,11 +34,10 @@ class ServerSession:
         self.verbose = verbose
         self.err = err or sys.stderr
         self.out = out or sys.stdout
-        self.settings = data.server_settings(config.rcfile)
+        # gunicorn -k gevent and the like: coverage must know before anything reads them.
+        self.settings = greenlets.announced(data.server_settings(config.rcfile), config.command)
         if config.contexts == "test":
             self.settings.show_contexts = True  # [html] show_contexts
-        # gunicorn -k gevent and the like: coverage must know before the server starts.
-        greenlets.announce(self.settings, config.command)
         # Server processes answer snapshots (`servercov serve`) and autosave
         # through files in this folder; None when neither is asked for.
         self.control = (data.control_dir(self.settings) if snapshots or config.autosave
