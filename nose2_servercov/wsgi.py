@@ -97,20 +97,32 @@ def _stop_main_thread() -> None:
     the SystemExit while it finishes a request gets it again, until the main
     thread has finished or atexit has begun (a TERM then would cut the save).
     """
+    if _monkey_patched():
+        _exit_main_greenlet()
+        return
     exiting = threading.Event()
     atexit.register(exiting.set)  # registered last, so it runs first at exit
     main = threading.main_thread()
-    # Under gevent or eventlet the main thread's ident is a greenlet's: signal
-    # the process, which only the main thread's hub runs.
-    patched = _monkey_patched()
     for _ in range(RESIGNAL_LIMIT):
         if exiting.is_set() or not main.is_alive():
             return
-        if patched:
-            os.kill(os.getpid(), signal.SIGTERM)
-        else:
-            signal.pthread_kill(main.ident or 0, signal.SIGTERM)
+        signal.pthread_kill(main.ident or 0, signal.SIGTERM)
         time.sleep(RESIGNAL_SECONDS)
+
+
+def _exit_main_greenlet() -> None:
+    """Raise SystemExit in the program's main greenlet, as gevent does for Ctrl-C.
+
+    Under gevent or eventlet this "thread" is a greenlet of the main thread: a
+    signal sent from here would run its handler here, and threading swallows a
+    SystemExit raised in a thread.
+    """
+    import greenlet  # type: ignore[import-untyped]
+
+    root = greenlet.getcurrent()
+    while root.parent is not None:
+        root = root.parent
+    root.throw(SystemExit(128 + signal.SIGTERM))
 
 
 def server_name(environ: dict[str, Any]) -> str:
