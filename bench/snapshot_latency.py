@@ -1,13 +1,14 @@
-"""Snapshot latency of ``servercov serve`` with gunicorn -w 4 under load (run on demand).
+"""Snapshot latency of ``servercov serve`` with gunicorn -w 8 under load (run on demand).
 
-    .venv/bin/python bench/snapshot_latency.py [--snapshots 10] [--threads 8]
+    .venv/bin/python bench/snapshot_latency.py [--snapshots 10] [--threads 8] [--workers 8]
 
-Copies the functional tests' scenario app into a temp folder, serves it with
-gunicorn -w 4 under ``servercov serve``, keeps a concurrent load running, and
-takes snapshots one after another (0.5 s apart).  Prints the median, min and
-max of the whole ``servercov snapshot`` command and of the part spent waiting
-for the server processes' dumps, plus the failed requests and the request
-rate and latency without and with snapshots.
+Copies the functional tests' scenario app into a temp folder, serves it
+with gunicorn (``--workers``, 8 by default) under ``servercov serve``, keeps
+a concurrent load running, and takes snapshots one after another (0.5 s
+apart).  Prints the median, min and max of the whole ``servercov snapshot``
+command and of the part spent waiting for the server processes' dumps, plus
+the failed requests and the request rate and latency without and with
+snapshots.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import record
 
 from tests.support import (  # after the path is set
     GUNICORN_4,
@@ -49,9 +52,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--snapshots", type=int, default=10)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="two snapshots: a smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.snapshots = 2
     with tempfile.TemporaryDirectory(prefix="servercov-bench-") as folder:
-        project = make_project(Path(folder), servercov=GUNICORN_4)
+        project = make_project(Path(folder), servercov=GUNICORN_4.replace(
+            "-w 4", f"-w {args.workers}"))
         serve = start_serve(project)
         try:
             url = serve_state(project, serve)["url"]
@@ -82,7 +90,7 @@ def main() -> int:
     def rate(load: Load, seconds: float) -> str:
         return f"{len(load.latencies) / seconds:.0f}"
 
-    print(f"gunicorn -w 4, {args.threads} client threads, {args.snapshots} snapshots "
+    print(f"gunicorn -w {args.workers}, {args.threads} client threads, {args.snapshots} snapshots "
           f"0.5 s apart (Python {sys.version.split()[0]})")
     print()
     print("| measure | median | min | max |")
@@ -99,6 +107,17 @@ def main() -> int:
         lat = [1000 * x for x in load.latencies]
         print(f"| {name} | {len(lat)} | {len(load.failures)} | {rate(load, seconds)} "
               f"| {percentile(lat, 0.5):.1f} | {percentile(lat, 0.99):.1f} | {max(lat):.1f} |")
+    p99 = {name: percentile([1000 * x for x in load.latencies], 0.99)
+           for name, load in (("without", baseline), ("during", during))}
+    failed = len(baseline.failures) + len(during.failures)
+    print(f"\nsnapshot median {statistics.median(walls):.3f} s (goal <= 0.3), failed requests "
+          f"{failed} (goal 0), p99 during/without {p99['during'] / p99['without']:.2f} "
+          "(goal <= 1.5)")
+    if not args.quick:
+        record("snapshot", {"workers": args.workers, "snapshots": args.snapshots,
+                            "median_s": statistics.median(walls),
+                            "answer_median_s": statistics.median(answers), "failed": failed,
+                            "p99_ms": p99})
     return 0
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from common import record  # noqa: E402
+
 from nose2_servercov.config import load_config  # noqa: E402
 from nose2_servercov.network import http_status, pick_free_port  # noqa: E402
 from nose2_servercov.session import ServerSession  # noqa: E402
@@ -86,7 +88,10 @@ def measured_round(folder: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="one round: a smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rcfile = (REPO / ".apirc").read_text().replace(
@@ -99,11 +104,19 @@ def main() -> None:
             rounds["servercov"].append(measured_round(folder))
     print(f"sample API, Werkzeug dev server, {args.rounds} interleaved rounds, medians in s")
     print(f"{'phase':<20}{'plain':>8}{'hand recipe':>13}{'servercov':>11}{'ratio':>7}")
+    medians: dict[str, dict[str, float]] = {}
     for phase, label in (("ready", "start to ready"), ("stop", "stop"),
                          ("report", "combine + html")):
         plain, hand, ours = (statistics.median(r[phase] for r in rounds[name])
                              for name in ("plain", "hand", "servercov"))
         print(f"{label:<20}{plain:>8.3f}{hand:>13.3f}{ours:>11.3f}{ours / hand:>7.2f}")
+        medians[phase] = {"plain": plain, "hand": hand, "servercov": ours}
+    extra_ms = 1000 * (medians["ready"]["servercov"] - medians["ready"]["plain"])
+    print(f"launch -> ready: servercov {extra_ms:+.0f} ms vs unmeasured (goal <= +100 ms), "
+          f"{medians['ready']['servercov'] / medians['ready']['hand']:.2f} x the hand recipe "
+          "(goal <= 1.00)")
+    if not args.quick:
+        record("startup_stop", {"rounds": args.rounds, "medians_s": medians})
 
 
 if __name__ == "__main__":

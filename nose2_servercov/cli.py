@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 from nose2_servercov import data, snapshot
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
 from nose2_servercov.errors import ServeError, ServercovError
+from nose2_servercov.preflight import describe_os_error
 from nose2_servercov.servestate import (
     ServeState,
     exclusive,
@@ -35,6 +37,7 @@ from nose2_servercov.session import ServerSession
 
 ERROR = 1
 FAIL_UNDER = 2
+INTERRUPTED = 128 + signal.SIGINT
 NOT_FOUND = 127  # as a shell says of a command it cannot find
 
 EXAMPLES = {
@@ -110,6 +113,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServercovError as exc:
         _say(f"error: {exc}")
         return ERROR
+    # The last net, for what no check foresaw: still one line, never a traceback.
+    except OSError as exc:
+        _say(f"error: {describe_os_error(exc)}")
+        return ERROR
+    except ValueError as exc:
+        _say(f"error: {type(exc).__name__}: {exc}")
+        return ERROR
+    except KeyboardInterrupt:  # before the signal handlers are in place, or after them
+        _say("interrupted")
+        return INTERRUPTED
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
@@ -153,25 +166,75 @@ def _command_of(args: argparse.Namespace) -> list[str]:
     return command
 
 
-def _wait_for_command(child: subprocess.Popen[bytes], grace: float) -> int:
-    """Wait for the command; pass SIGINT/SIGTERM on to it, then end it after ``grace``."""
-    deadline = None
+class _StopSignals:
+    """The handler of SIGINT/SIGTERM under ``run``: record every signal, raise at most once.
+
+    It raises only while the server starts (to cut the wait for ready short);
+    once the command runs it never raises, so no signal can land as an
+    exception inside the wait for the command and lose its exit status (issue 8).
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.raising = True
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        if self.raising:
+            self.raising = False
+            raise _Stop(signum)
+
+
+@contextlib.contextmanager
+def _wakeup_pipe() -> Iterator[int]:
+    """Yield a fd that becomes readable on every signal, SIGCHLD included."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    previous_chld = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    try:
+        yield read_fd
+    finally:
+        signal.signal(signal.SIGCHLD, previous_chld)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def _wait_for_command(child: subprocess.Popen[bytes], stops: _StopSignals, wakeup: int,
+                      grace: float) -> int:
+    """Return the command's exit code; pass SIGINT/SIGTERM on to it, then end it after ``grace``.
+
+    The command is reaped by one ``os.waitpid``, which returns its status or
+    nothing: unlike an interrupted ``Popen.wait`` it cannot lose it.  Between
+    looks, ``select`` sleeps on the wakeup pipe, which every signal (the
+    command's SIGCHLD too) makes readable.
+    """
+    deadline: float | None = None
+    forwarded = 0
     while True:
-        try:
-            if deadline is None:
-                return child.wait()
-            return child.wait(max(deadline - time.monotonic(), 0.0))
-        except _Stop as stop:
-            signum = stop.args[0]
+        pid, status = os.waitpid(child.pid, os.WNOHANG)
+        if pid:
+            child.returncode = os.waitstatus_to_exitcode(status)
+            return child.returncode
+        while forwarded < len(stops.received):
+            signum = stops.received[forwarded]
+            forwarded += 1
             # A Ctrl-C on the terminal reached the command already (same process group).
             if signum != signal.SIGINT or not _terminal_signals_reach(child):
                 with contextlib.suppress(ProcessLookupError):
                     child.send_signal(signum)
             deadline = deadline or time.monotonic() + grace
-        except subprocess.TimeoutExpired:
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
             _say(f"the command was still running {grace:g} s after the signal: killed")
-            child.kill()
-            deadline = None
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            deadline = timeout = None
+        select.select([wakeup], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            os.read(wakeup, 512)
 
 
 def _terminal_signals_reach(child: subprocess.Popen[bytes]) -> bool:
@@ -191,30 +254,43 @@ def _run(args: argparse.Namespace) -> int:
         _say(f"error: cannot run {command[0]!r}: no such command (or not executable)")
         return NOT_FOUND
     session = ServerSession(_config(args), verbose=args.verbose)
-    with _on_stop_signals(_raise_stop):
-        try:
-            session.start()
-        except _Stop as stop:
-            session.stop(quiet=True)
-            return 128 + stop.args[0]
-        try:
-            child = subprocess.Popen(command, env={**os.environ, **session.test_env()})
-            code = _exit_status(_wait_for_command(child, session.config.shutdown_timeout))
-        except OSError as exc:
-            _say(f"error: cannot run {command[0]!r}: {exc.strerror or exc}")
-            code = NOT_FOUND
-        except _Stop as stop:  # between the start and the command's
-            code = 128 + stop.args[0]
-        _ignore_stop_signals()
-        try:
-            problem, failed_under = _finish(session)
-        except ServercovError as exc:
-            _say(f"error: {exc}")
-            return code or ERROR
+    stops = _StopSignals()
+    try:
+        with _on_stop_signals(stops):
+            try:
+                session.start()
+                stops.raising = False
+            except _Stop as stop:
+                session.stop(quiet=True)
+                return 128 + int(stop.args[0])
+            code = _run_command(command, session, stops)
+            _ignore_stop_signals()
+            try:
+                problem, failed_under = _finish(session)
+            except ServercovError as exc:
+                _say(f"error: {exc}")
+                return code or ERROR
+    finally:
+        session.stop(quiet=True)  # whatever went wrong: no server left running
     if problem:
         _say(f"error: {problem}")
         return code or ERROR
     return FAIL_UNDER if failed_under and code == 0 else code
+
+
+def _run_command(command: list[str], session: ServerSession, stops: _StopSignals) -> int:
+    """Run the test command against the started server; return its exit status."""
+    if stops.received:  # stopped between the server's start and the command's
+        return 128 + stops.received[0]
+    with _wakeup_pipe() as wakeup:
+        try:
+            child = subprocess.Popen(command, env={**os.environ, **session.test_env()})
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            _say(f"error: cannot run {command[0]!r}: {reason}")
+            return NOT_FOUND
+        return _exit_status(_wait_for_command(child, stops, wakeup,
+                                              session.config.shutdown_timeout))
 
 
 def _ignore_stop_signals() -> None:
@@ -242,7 +318,7 @@ def _serve(args: argparse.Namespace) -> int:
             url = session.start()
         except _Stop as stop:
             session.stop(quiet=True)
-            return 128 + stop.args[0]
+            return 128 + int(stop.args[0])
         try:
             assert session.process is not None
             ServeState.of_this_process(server_pgid=session.process.pid, url=url,

@@ -10,11 +10,13 @@ cannot drift apart.
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
 import re
 import shlex
 import signal
 import string
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +27,43 @@ from nose2_servercov.errors import ConfigError
 SECTION = "servercov"
 DEFAULT_RCFILES = (".apirc", ".coveragerc")
 PLACEHOLDERS = ("python", "host", "port", "url")
+URL_PLACEHOLDERS = ("host", "port")
+DEFAULT_URL = "http://{host}:{port}"
+# Upper bounds keep every wait finite and within what the OS accepts: a socket
+# timeout of 1e20 s overflows time_t (issue 8).
+MAX_TIMEOUT = 3600.0
+MAX_AUTOSAVE = 24 * 3600.0
 REPORTS = ("term", "term-missing", "html", "xml", "json", "lcov")
 CONTEXTS = ("off", "test")
 
 
-def _text(value: str) -> str:
-    return value.strip()
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("text without NUL bytes")
+    return value
+
+
+def _check_placeholders(template: str, allowed: tuple[str, ...]) -> None:
+    """Refuse unknown placeholders, format specs and conversions: only ``{name}``."""
+    known = ", ".join(f"{{{p}}}" for p in allowed)
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:  # a lone brace
+        raise ValueError(f"placeholders among {known} (use {{{{ }}}} for a brace; {exc})") \
+            from None
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name not in allowed:
+            raise ValueError(f"placeholders among {known} (use {{{{ }}}} for a brace)")
+        if spec or conversion:
+            suffix = (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            raise ValueError(f"placeholders among {known} without a conversion or format "
+                             f"spec (not {{{name}{suffix}}})")
 
 
 def _command(value: str) -> list[str]:
+    _no_nul(value)
     try:
         words = shlex.split(value)
     except ValueError as exc:
@@ -41,11 +71,30 @@ def _command(value: str) -> list[str]:
     if not words:
         raise ValueError("a command line, such as '{python} -m myapp --port {port}'")
     for word in words:
-        for _, name, _, _ in string.Formatter().parse(word):
-            if name is not None and name not in PLACEHOLDERS:
-                known = ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
-                raise ValueError(f"placeholders among {known} (use {{{{ }}}} for a brace)")
+        _check_placeholders(word, PLACEHOLDERS)
     return words
+
+
+def _host(value: str) -> str:
+    host = value.strip()
+    if not re.fullmatch(r"[A-Za-z0-9._%:-]+", host):
+        raise ValueError("a host name or an IP address (an IPv6 one without brackets)")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError("a host name or an IP address (an IPv6 one without "
+                             "brackets)") from None
+    return host
+
+
+def _url(value: str) -> str:
+    url = _no_nul(value.strip())
+    if not re.fullmatch(r"[!-~]+", url):
+        raise ValueError("a URL without spaces or control characters, such as "
+                         "http://{host}:{port}")
+    _check_placeholders(url, URL_PLACEHOLDERS)
+    return url
 
 
 def _port(value: str) -> int:
@@ -58,22 +107,29 @@ def _port(value: str) -> int:
     return port
 
 
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise ValueError("a number of seconds greater than 0")
-    return seconds
+def _seconds_up_to(limit: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        # Written so that NaN fails too.
+        if not 0 < seconds <= limit:
+            raise ValueError(f"a number of seconds greater than 0 and at most {limit:g}")
+        return seconds
+    return parse
+
+
+_seconds = _seconds_up_to(MAX_TIMEOUT)
+_autosave_seconds = _seconds_up_to(MAX_AUTOSAVE)
 
 
 def _seconds_or_zero(value: str) -> float:
-    return 0.0 if value.strip() in ("0", "0.0") else _seconds(value)
+    return 0.0 if value.strip() in ("0", "0.0") else _autosave_seconds(value)
 
 
 def _path_or_none(value: str) -> str | None:
-    return value.strip() or None
+    return _no_nul(value.strip()) or None
 
 
 def _env(value: str) -> dict[str, str]:
@@ -85,6 +141,8 @@ def _env(value: str) -> dict[str, str]:
         name = name.strip()
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ValueError("one 'NAME = value' a line")
+        if "\0" in val:
+            raise ValueError("one 'NAME = value' a line, without NUL bytes")
         env[name] = val.strip()
     return env
 
@@ -93,6 +151,8 @@ def _url_path(value: str) -> str | None:
     path = value.strip()
     if path and not path.startswith("/"):
         raise ValueError("a path starting with '/', or nothing")
+    if path and not re.fullmatch(r"[!-~]*", path):
+        raise ValueError("a URL path without spaces or control characters (%-encode them)")
     return path or None
 
 
@@ -140,9 +200,10 @@ KEYS: tuple[Key, ...] = (
     Key("command", _command, None,
         "how to start the server, split like a shell line (`shlex`) but run without a shell; "
         "placeholders `{python}` (the running interpreter), `{host}`, `{port}`, `{url}`"),
-    Key("host", _text, "127.0.0.1", "where the server listens and is reached"),
+    Key("host", _host, "127.0.0.1", "where the server listens and is reached"),
     Key("port", _port, "0", "0 = a free port chosen per run"),
-    Key("url", _text, "http://{host}:{port}", "base URL handed to the tests"),
+    Key("url", _url, DEFAULT_URL, "base URL handed to the tests; placeholders `{host}` "
+        "and `{port}`; with an IPv6 `host` the default puts it in brackets"),
     Key("cwd", _path_or_none, "", "working directory of the server (default: the rcfile's folder); "
         "relative paths in the rcfile stay relative to the rcfile's folder"),
     Key("env", _env, "", "extra environment for the server, one `NAME = value` a line"),
@@ -222,8 +283,12 @@ def read_section(rcfile: Path) -> dict[str, str]:
     try:
         with open(rcfile, encoding="utf-8") as f:
             parser.read_file(f)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{rcfile}: cannot be read: expected UTF-8 text, found byte "
+                          f"{exc.object[exc.start:exc.start + 1]!r} at offset {exc.start}") \
+            from None
     except (OSError, configparser.Error) as exc:
-        first = str(exc).splitlines()[0]
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{rcfile}: cannot be read as an ini file: {first}") from None
     if not parser.has_section(SECTION):
         return {}
@@ -249,20 +314,55 @@ def parse_values(raw: Mapping[str, str], *, origin: str) -> dict[str, Any]:
 def load_config(rcfile: Path, overrides: Mapping[str, str] | None = None,
                 *, overrides_origin: str = "nose2 config") -> ServerConfig:
     """Read and validate ``[servercov]`` of ``rcfile``; ``overrides`` win key by key."""
-    rcfile = Path(rcfile).resolve()
-    if not rcfile.is_file():
+    try:
+        rcfile = Path(rcfile).resolve()
+        is_file = rcfile.is_file()
+    except (OSError, ValueError) as exc:  # a NUL in the name, a loop of links
+        raise ConfigError(f"{rcfile}: not a usable rcfile name: {exc}") from None
+    if not is_file:
         raise ConfigError(f"{rcfile}: the rcfile does not exist")
     values = {key.name: key.parse(key.default) for key in KEYS if key.default is not None}
-    values.update(parse_values(read_section(rcfile), origin=str(rcfile)))
-    values.update(parse_values(overrides or {}, origin=overrides_origin))
+    origins = dict.fromkeys(values, str(rcfile))
+    for raw, origin in ((read_section(rcfile), str(rcfile)),
+                        (overrides or {}, overrides_origin)):
+        parsed = parse_values(raw, origin=origin)
+        values.update(parsed)
+        origins.update(dict.fromkeys(parsed, origin))
     if "command" not in values:
         raise ConfigError(f"{rcfile}: [{SECTION}] command: expected how to start the server, "
                           "e.g. 'command = {python} -m myapp --port {port}', got nothing")
+    values["url"] = _checked_url(values["url"], values["host"], origins["url"])
     folder = rcfile.parent
-    values["cwd"] = (folder / values["cwd"]).resolve() if values.get("cwd") else folder
-    if values.get("log"):
-        values["log"] = (folder / values["log"]).resolve()
+    try:
+        values["cwd"] = (folder / values["cwd"]).resolve() if values.get("cwd") else folder
+        if values.get("log"):
+            values["log"] = (folder / values["log"]).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a loop of links (3.10)
+        raise ConfigError(f"{rcfile}: [{SECTION}] cwd or log: expected a usable path: "
+                          f"{exc}") from None
+    if values.get("log") and values["log"].is_dir():
+        raise ConfigError(f"{origins['log']}: [{SECTION}] log: expected a file for the "
+                          f"server's output, got the folder {values['log']}")
     return ServerConfig(rcfile=rcfile, **values)
+
+
+def _checked_url(template: str, host: str, origin: str) -> str:
+    """Return the url template, bracketing an IPv6 host in the default; refuse a bad URL."""
+    if template == DEFAULT_URL and ":" in host:
+        template = "http://[{host}]:{port}"
+    try:
+        parts = urllib.parse.urlsplit(template.format(host=host, port=1))
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+        good = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        good = False
+    if not good:
+        hint = (" (an IPv6 host goes in brackets: http://[{host}]:{port})" if ":" in host
+                else "")
+        raise ConfigError(f"{origin}: [{SECTION}] url: expected an http:// or https:// URL "
+                          f"with a host and a valid port once {{host}} is {host!r}{hint}, "
+                          f"got {template!r}")
+    return template
 
 
 def key_table() -> str:

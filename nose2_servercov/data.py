@@ -49,6 +49,8 @@ def server_settings(rcfile: Path) -> CoverageConfig:
         raise DataError(f"{rcfile}: coverage cannot read it: {exc}") from None
     for name in _FOLDER_RELATIVE:
         value = getattr(config, name)
+        if value and "\0" in value:
+            raise DataError(f"{rcfile}: coverage's {name} setting holds a NUL byte")
         if value:
             setattr(config, name, str(folder / os.path.expanduser(value)))
     config.source = [str(folder / src) if (folder / src).is_dir() else src
@@ -94,7 +96,16 @@ def erase_stale_data(settings: CoverageConfig) -> None:
     The server processes' dumps are ``<data_file>.*`` files too, so coverage's
     own erase takes them; the snapshot control files go with them.
     """
-    _coverage(settings).erase()
+    try:
+        _coverage(settings).erase()  # the first use of the settings: plugins load here
+    except ImportError as exc:
+        raise DataError(f"coverage cannot load a [run] plugins module: {exc}") from None
+    except CoverageException as exc:
+        raise DataError(f"coverage cannot use the settings: {exc}") from None
+    except OSError as exc:
+        raise DataError(f"cannot erase the data files of earlier runs "
+                        f"({settings.data_file}.*): {exc.strerror or exc}: "
+                        f"{exc.filename or ''}") from None
     erase_control_files(settings)
 
 
@@ -189,10 +200,20 @@ def _combine_and_report(cov: coverage.Coverage, files: list[str], data_paths: li
         cov.combine(data_paths, strict=True)
         cov.save()
         result = ReportResult(combined=files)
+        unwritten = []
         for name in reports or ("term",):
-            total = _report_call(name, cov, out)()
+            try:
+                total = _report_call(name, cov, out)()
+            except OSError as exc:  # a report place that cannot be written: keep the data
+                unwritten.append(f"the {name} report could not be written to "
+                                 f"{_output_place(name, cov.config)} "
+                                 f"({exc.strerror or exc}: {exc.filename or ''})")
+                continue
             result.total = total
             result.outputs.append((name, _output_place(name, cov.config)))
+        if unwritten:
+            raise DataError("; ".join(unwritten) + f"; the combined data is kept in "
+                            f"{cov.config.data_file}")
         if result.total is None:
             result.total = cov.report(file=io.StringIO())
     except NoDataError as exc:

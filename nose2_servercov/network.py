@@ -19,6 +19,11 @@ from pathlib import Path
 _LISTEN = "0A"
 
 
+def resolve(host: str) -> None:
+    """Raise OSError (socket.gaierror) when ``host`` has no address."""
+    socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+
+
 def pick_free_port(host: str) -> int:
     """Return a port on ``host`` that nothing listens on right now."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -81,10 +86,14 @@ def listener_owned_by(port: int, pids: Iterable[int]) -> bool | None:
 def http_status(method: str, url: str, *, headers: dict[str, str] | None = None,
                 timeout: float = 2.0) -> int:
     """Send one request without proxies or retries; return the status, raise OSError."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # the config refuses such URLs; never a traceback here
+        raise OSError(f"not a URL with a valid port: {url!r} ({exc})") from None
     connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
                         else http.client.HTTPConnection)
-    conn = connection_class(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    conn = connection_class(parts.hostname or "127.0.0.1", port, timeout=timeout)
     try:
         path = parts.path or "/"
         conn.request(method, f"{path}?{parts.query}" if parts.query else path,
@@ -96,7 +105,7 @@ def http_status(method: str, url: str, *, headers: dict[str, str] | None = None,
         return response.status
     except OSError:
         raise
-    except http.client.HTTPException as exc:
+    except (http.client.HTTPException, ValueError) as exc:  # ValueError: a bad path or header
         raise OSError(f"{type(exc).__name__}: {exc}") from None
     finally:
         conn.close()

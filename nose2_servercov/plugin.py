@@ -4,6 +4,13 @@ The hooks stay thin: start the measured server before the first test, stop
 it and report after the last one (also after a failure, an error or Ctrl-C,
 since nose2 calls stopTestRun in a ``finally``), and fail the run through
 ``wasSuccessful`` when the server or the coverage data went wrong.
+
+Ctrl-C: nose2 lets the KeyboardInterrupt run through stopTestRun and out of
+``main`` as a traceback, and a second Ctrl-C inside stopTestRun used to cut
+the stop and the report short (issue 8).  So while the server runs, the
+plugin owns SIGINT and SIGTERM: the first one ends the tests (and is caught
+around the test execution, so nose2 reports and exits non-zero), every later
+one is only noted; the stop and the report are bounded by their own timeouts.
 """
 
 from __future__ import annotations
@@ -11,20 +18,42 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 from nose2.events import Plugin
 
 from nose2_servercov.config import find_rcfile, load_config
 from nose2_servercov.errors import ServercovError
+from nose2_servercov.preflight import describe_os_error
 from nose2_servercov.session import ServerSession
 
 NOSE2_ONLY_KEYS = ("always-on", "rcfile")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    """Unwind the test run on SIGTERM, so the server is stopped and the data kept."""
-    raise SystemExit(128 + signum)
+class _Interrupts:
+    """SIGINT/SIGTERM during a measured run: the first unwinds the tests, later ones wait.
+
+    Either raises KeyboardInterrupt, at most once and only while the tests run
+    or the server starts; the stop and the report are never cut short.  Not
+    SystemExit for SIGTERM: unittest records that as an error of the current
+    test and runs the next one, while it lets a KeyboardInterrupt end the run.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.raising = True
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        if self.raising:
+            self.raising = False
+            raise KeyboardInterrupt
+        if len(self.received) == 2:
+            # os.write, not sys.stderr: a handler may run inside a write to sys.stderr.
+            os.write(2, b"\nservercov: still stopping the server and writing the reports; "
+                        b"they end within the stop's timeouts\n")
 
 
 class ServerCoverage(Plugin):
@@ -40,7 +69,9 @@ class ServerCoverage(Plugin):
         self.session_obj: ServerSession | None = None
         self.failure: str | None = None
         self.saved_env: dict[str, str | None] = {}
-        self.saved_sigterm: Any = None
+        self.saved_signals: dict[int, Any] = {}
+        self.interrupts = _Interrupts()
+        self.line_ended = False
         self.addArgument(self._set_rcfile, None, "servercov-rcfile",
                          "rcfile with the [servercov] section (default: .apirc, "
                          "else .coveragerc); implies --with-servercov")
@@ -64,26 +95,60 @@ class ServerCoverage(Plugin):
 
     def startTestRun(self, event: Any) -> None:
         """Start the measured server; on failure, run no test."""
+        self._own_stop_signals()
         try:
             config = load_config(find_rcfile(self.rcfile or None), self._overrides())
             self.session_obj = ServerSession(config, verbose=self.session.verbosity > 1)
             self.session_obj.start()
-        except ServercovError as exc:
-            self._fail(str(exc))
+        except (ServercovError, OSError, ValueError, KeyboardInterrupt) as exc:
+            self.interrupts.raising = False
+            if self.session_obj is not None:
+                self.session_obj.stop(quiet=True)
+                self.session_obj = None
+            self._fail(_describe(exc) if not isinstance(exc, KeyboardInterrupt) else
+                       "interrupted while the server was starting: it was stopped, and no "
+                       "test ran")
+            self._restore()
             event.handled = True  # nose2 then executes no test
             return
         for name, value in self.session_obj.test_env().items():
             self.saved_env[name] = os.environ.get(name)
             os.environ[name] = value
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            self.saved_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        event.executeTests = self._interruptible(event.executeTests)
+
+    def _own_stop_signals(self) -> None:
+        """Route SIGINT and SIGTERM to the plugin, unless someone else handles them already."""
+        self.interrupts = _Interrupts()
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers
+        defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) == defaults[sig]:
+                self.saved_signals[sig] = signal.signal(sig, self.interrupts)
+
+    def _interruptible(self, execute: Any) -> Any:
+        """Wrap nose2's test execution: a Ctrl-C ends the tests, not the run."""
+        def execute_tests(suite: Any, result: Any) -> Any:
+            try:
+                return execute(suite, result)
+            except KeyboardInterrupt:
+                sys.stderr.write("\nservercov: interrupted: stopping the server, then writing "
+                                 "the reports\n")
+                sys.stderr.flush()
+                self.line_ended = True
+                return None
+            finally:
+                self.interrupts.raising = False
+        return execute_tests
 
     def stopTestRun(self, event: Any) -> None:
         """Stop the server, combine its data and write the reports."""
+        self.interrupts.raising = False  # from here on no signal cuts the stop short
         if self.session_obj is None:
+            self._restore()
             return
         session, self.session_obj = self.session_obj, None
-        if self.session.verbosity == 1:
+        if self.session.verbosity == 1 and not self.line_ended:
             sys.stderr.write("\n")  # end nose2's line of dots
         try:
             outcome = session.stop()
@@ -91,8 +156,9 @@ class ServerCoverage(Plugin):
                 self._fail(f"the server exited with code {outcome.exit_code} while the tests "
                            "ran; what it executed until then is kept")
             result = session.finish()
-        except ServercovError as exc:
-            self._fail(str(exc))
+        except (ServercovError, OSError, ValueError) as exc:
+            session.stop(quiet=True)
+            self._fail(_describe(exc))
             return
         finally:
             self._restore()
@@ -100,18 +166,31 @@ class ServerCoverage(Plugin):
             self.failure = self.failure or "fail_under"
 
     def _restore(self) -> None:
-        """Give back the environment and the SIGTERM handler the run had before."""
+        """Give back the environment and the signal handlers the run had before."""
         for name, value in self.saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
         self.saved_env = {}
-        if self.saved_sigterm is not None:
-            signal.signal(signal.SIGTERM, self.saved_sigterm)
-            self.saved_sigterm = None
+        for sig, previous in self.saved_signals.items():
+            signal.signal(sig, previous)
+        self.saved_signals = {}
+        if self.interrupts.received and not self.failure:
+            name = signal.Signals(self.interrupts.received[0]).name
+            self._fail(f"interrupted by {name}: the server was stopped "
+                       "and what it ran is reported")
 
     def wasSuccessful(self, event: Any) -> None:
         """Fail the run when the server or its coverage went wrong."""
         if self.failure:
             event.success = False
+
+
+def _describe(exc: BaseException) -> str:
+    """Return the one line that tells the user what went wrong."""
+    if isinstance(exc, ServercovError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from nose2_servercov import data, greenlets, network
+from nose2_servercov import data, greenlets, network, preflight
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
@@ -84,7 +84,13 @@ class ServerSession:
     def _pick_port(self) -> int:
         host, port = self.config.host, self.config.port
         if port == 0:
-            return network.pick_free_port(host)
+            try:
+                return network.pick_free_port(host)
+            except OSError as exc:
+                raise ServerStartError(
+                    f"{self.config.rcfile}: [servercov] host: no free port to listen on at "
+                    f"{host} ({preflight.describe_os_error(exc)}); expected an address of "
+                    "this machine") from None
         if network.port_accepts(host, port):
             raise ServerStartError(
                 f"port {port} on {host} is in use by another program: stop that program, "
@@ -115,6 +121,7 @@ class ServerSession:
 
     def start(self) -> str:
         """Start the server measured and wait until it is ready; return its URL."""
+        preflight.check_before_start(self.config, self.settings)
         data.erase_stale_data(self.settings)
         if self.control is not None:
             self.control.mkdir(mode=0o700, exist_ok=True)

@@ -20,7 +20,9 @@ from tests.support import REPO, RUN_TIMEOUT, assert_no_leftovers, python_env
 
 pytestmark = pytest.mark.timeout(180)
 
-# The examples that measure the repository's sample_api (the others: test_framework_examples.py).
+# The examples that measure the repository's sample_api: examples/browser measures its
+# own app with browser suites (test_browser.py), the FastAPI and Django ones theirs
+# (test_framework_examples.py).
 EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/.apirc")
                   if "sample_api" in p.read_text())
 BIN = Path(sys.executable).parent

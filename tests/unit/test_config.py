@@ -69,10 +69,11 @@ def test_every_key_parses(tmp_path):
 @pytest.mark.parametrize(("body", "message"), [
     ("port = 70000", "port: expected a whole number from 0 to 65535 (0 = a free port), "
                      "got '70000'"),
-    ("startup_timeout = soon", "startup_timeout: expected a number of seconds greater than 0, "
-                               "got 'soon'"),
+    ("startup_timeout = soon", "startup_timeout: expected a number of seconds greater than 0 "
+                               "and at most 3600, got 'soon'"),
     ("shutdown_timeout = 0", "shutdown_timeout: expected a number of seconds greater than 0"),
-    ("autosave = -1", "autosave: expected a number of seconds greater than 0, got '-1'"),
+    ("autosave = -1", "autosave: expected a number of seconds greater than 0 and at most 86400, "
+                    "got '-1'"),
     ("stop_signal = TERMINATE", "stop_signal: expected a signal name such as TERM"),
     ("reports = html pdf", "reports: expected report names among term, term-missing, html"),
     ("contexts = request", "contexts: expected off or test, got 'request'"),

@@ -1,0 +1,83 @@
+"""Checks made before the server starts, of what the config alone cannot tell.
+
+The config checks the form of each value when it is loaded; whether the host
+resolves, the log file can be opened and the report places can be written
+depends on the machine, so it is checked here, right before the start: a run
+that would end in an unwritable report or an unresolvable host is refused
+before any server or test runs (issue 8).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from coverage.config import CoverageConfig
+
+from nose2_servercov import network
+from nose2_servercov.config import SECTION, ServerConfig
+from nose2_servercov.errors import ServerStartError
+
+# Where coverage's own config names each report's output, for the messages.
+REPORT_SETTINGS = {"html": "[html] directory", "xml": "[xml] output",
+                   "json": "[json] output", "lcov": "[lcov] output"}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """Return 'reason: path' for an OSError, the way a user reads it."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def check_before_start(config: ServerConfig, settings: CoverageConfig) -> None:
+    """Raise ServerStartError, before anything starts, for what would fail later."""
+    try:
+        network.resolve(config.host)
+    except OSError as exc:
+        raise ServerStartError(f"{config.rcfile}: [{SECTION}] host: cannot resolve "
+                               f"{config.host!r} ({describe_os_error(exc)}); expected a "
+                               "host name or address of this machine") from None
+    if config.log is not None:
+        try:
+            config.log.parent.mkdir(parents=True, exist_ok=True)
+            with open(config.log, "ab"):
+                pass
+        except OSError as exc:
+            raise ServerStartError(f"{config.rcfile}: [{SECTION}] log: cannot open "
+                                   f"{config.log} for writing ({describe_os_error(exc)})") \
+                from None
+    for name in config.reports:
+        place = _report_place(name, settings)
+        if place is None:
+            continue
+        problem = _unwritable(place, folder=name == "html")
+        if problem:
+            raise ServerStartError(f"{config.rcfile}: {REPORT_SETTINGS[name]}: the {name} "
+                                   f"report cannot be written to {place}: {problem}")
+
+
+def _report_place(name: str, settings: CoverageConfig) -> Path | None:
+    value = {"html": settings.html_dir, "xml": settings.xml_output,
+             "json": settings.json_output, "lcov": settings.lcov_output}.get(name)
+    return Path(value) if value else None
+
+
+def _unwritable(place: Path, *, folder: bool) -> str | None:
+    """Return why ``place`` (a folder or a file to create) cannot be written, None if it can."""
+    place = place.absolute()
+    if place.exists():
+        if folder and not place.is_dir():
+            return "it exists and is not a folder"
+        if not folder and place.is_dir():
+            return "it is a folder"
+        if not os.access(place, os.W_OK | (os.X_OK if folder else 0)):
+            return "no permission to write it"
+        return None
+    ancestor = place.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"no permission to create it in {ancestor}"
+    return None
