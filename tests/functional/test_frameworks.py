@@ -297,11 +297,23 @@ def test_wsgiref_stops_through_the_route_every_time(tmp_path):
         assert_no_leftovers(project)
 
 
-@pytest.mark.parametrize("library", list(PATCHED_APPS))
-def test_greenlets_no_command_announces_are_refused_in_one_line(tmp_path, library):
-    """A monkey-patched app that nothing in the command names: one line names the setting."""
-    setup = Setup("servers", "{python} patched_app.py {port}", "1",
-                  launcher=("patched_app.py", PATCHED_APPS[library]))
+REFUSED = {
+    "gevent": Setup("servers", "{python} patched_app.py {port}", "1",
+                    launcher=("patched_app.py", PATCHED_APPS["gevent"])),
+    "eventlet": Setup("servers", "{python} patched_app.py {port}", "1",
+                      launcher=("patched_app.py", PATCHED_APPS["eventlet"])),
+    # gunicorn's worker class in its config file: the command line does not say it.
+    "gunicorn-config-gevent": Setup(
+        "servers", GUNICORN + " -c gunicorn_conf.py app:app", "1",
+        launcher=("gunicorn_conf.py", 'worker_class = "gevent"\nworkers = 1\n')),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_greenlets_no_command_announces_are_refused_in_one_line(tmp_path, name):
+    """Greenlets that nothing in the command names: one line names the setting to add."""
+    setup = REFUSED[name]
+    library = "eventlet" if name == "eventlet" else "gevent"
     project = make_setup_project(tmp_path, setup)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
