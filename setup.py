@@ -23,7 +23,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["nose2_servercov", "nose2_servercov.*"]),
     package_data={"nose2_servercov": ["bootstrap/sitecustomize.py"]},
-    install_requires=["coverage>=7.10", "nose2", "requests"],
+    install_requires=["coverage>=7.10.4", "nose2", "requests"],
     extras_require={
         "sample": ["flask>=2.2"],
         "uwsgi": ["uwsgi>=2.0.22"],

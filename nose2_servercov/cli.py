@@ -19,11 +19,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nose2_servercov import data, snapshot
+from nose2_servercov import __version__, data, snapshot
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
-from nose2_servercov.errors import ServeError, ServercovError
+from nose2_servercov.errors import LostDataError, ServeError, ServercovError
 from nose2_servercov.preflight import describe_os_error
 from nose2_servercov.servestate import (
     ServeState,
@@ -35,8 +35,12 @@ from nose2_servercov.servestate import (
 )
 from nose2_servercov.session import ServerSession
 
+if TYPE_CHECKING:
+    from nose2_servercov.agent import ControlAgent
+
 ERROR = 1
 FAIL_UNDER = 2
+LOST_DATA = 3  # a measured server process lost its data (lost_data = fail)
 INTERRUPTED = 128 + signal.SIGINT
 NOT_FOUND = 127  # as a shell says of a command it cannot find
 
@@ -52,11 +56,16 @@ EXAMPLES = {
   servercov run -- ./smoke-tests.sh     # SERVERCOV_URL holds the server's URL""",
     "serve": """example:
   servercov serve            # runs until Ctrl-C or `servercov stop`, then writes the reports
-  servercov serve -v --rcfile staging.apirc""",
+  servercov serve -v --rcfile staging.apirc
+  SERVERCOV_CONTROL_TOKEN=... servercov serve --control 0.0.0.0:8765 \\
+      --control-cert cert.pem --control-key key.pem   # for servercov collect elsewhere""",
     "snapshot": """example:
   servercov snapshot         # from another shell in the folder of the running serve""",
     "stop": """example:
   servercov stop             # the serve writes its final reports and exits 0""",
+    "collect": """example:
+  servercov collect https://api-1:8765 https://api-2:8765   # SERVERCOV_CONTROL_TOKEN set
+  servercov collect --stop   # the agents of [servercov] remotes: final data, servers stop""",
 }
 
 
@@ -75,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="servercov", formatter_class=formatter, epilog=EXAMPLES[None],
         description="Measure the coverage of a live server while any test command, "
                     "or a person, uses it.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
 
     def add(name: str, help_text: str, *, verbose: bool = True) -> argparse.ArgumentParser:
@@ -92,12 +102,40 @@ def _parser() -> argparse.ArgumentParser:
                      "server and report; exit with COMMAND's status.")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND...",
                      help="the test command and its arguments")
-    add("serve", "Run the server measured in the foreground until Ctrl-C, SIGTERM or "
-                 "`servercov stop`, then write the final reports.")
+    serve = add("serve", "Run the server measured in the foreground until Ctrl-C, SIGTERM or "
+                         "`servercov stop`, then write the final reports.")
+    _add_control_options(serve)
     add("snapshot", "Write the reports from what the running serve's processes have "
                     "executed so far, without stopping any.", verbose=False)
     add("stop", "Stop the running serve; it writes the final reports.", verbose=False)
+    collect = add("collect", "Fetch the coverage data of remote agents (`servercov serve "
+                             "--control`), combine it with the rcfile's [paths] and report.",
+                  verbose=False)
+    collect.add_argument("--stop", action="store_true",
+                         help="stop each agent's server and take its final data (default: "
+                              "a snapshot; the servers run on)")
+    collect.add_argument("--control-token-file", metavar="FILE",
+                         help="file holding the agents' token (default: $SERVERCOV_CONTROL_TOKEN)")
+    collect.add_argument("urls", nargs="*", metavar="URL",
+                         help="agent URLs, e.g. https://api-1:8765 (default: [servercov] "
+                              "remotes)")
     return parser
+
+
+def _add_control_options(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group(
+        "remote control", "a listener in the serve process (never in the app) that answers "
+                          "GET /status, POST /snapshot and POST /stop for `servercov collect`")
+    group.add_argument("--control", metavar="HOST:PORT",
+                       help="where the control listener listens, e.g. 0.0.0.0:8765")
+    group.add_argument("--control-token-file", metavar="FILE",
+                       help="file holding the token every request must carry (default: "
+                            "$SERVERCOV_CONTROL_TOKEN); needed unless HOST is loopback")
+    group.add_argument("--control-cert", metavar="FILE", help="PEM certificate: serve HTTPS")
+    group.add_argument("--control-key", metavar="FILE", help="PEM private key of --control-cert")
+    group.add_argument("--control-insecure", action="store_true",
+                       help="allow plain HTTP with a token on a non-loopback address (a private "
+                            "network only: the token crosses it in clear)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else ERROR
-    handlers = {"run": _run, "serve": _serve, "snapshot": _snapshot, "stop": _stop}
+    handlers = {"run": _run, "serve": _serve_with_control, "snapshot": _snapshot, "stop": _stop,
+                "collect": _collect}
     try:
         return handlers[args.subcommand](args)
     except ServercovError as exc:
@@ -144,15 +183,27 @@ def _raise_stop(signum: int, frame: Any) -> None:
     raise _Stop(signum)
 
 
-def _finish(session: ServerSession) -> tuple[str | None, bool]:
-    """Stop the server, report; return (what went wrong, fail_under missed)."""
+def _finish(session: ServerSession) -> tuple[str | None, int]:
+    """Stop the server, report; return (what went wrong, the status of the report).
+
+    The status: LOST_DATA when a measured process lost its data, FAIL_UNDER
+    when fail_under was not met, else 0.
+    """
     problem = None
     outcome = session.stop()
     if outcome is not None and outcome.exited_early:
         problem = (f"the server exited with code {outcome.exit_code} before the end; what it "
                    "executed until then is kept")
-    result = session.finish()
-    return problem, result.failed_under
+    try:
+        result = session.finish()
+    except LostDataError as exc:
+        if problem:
+            _say(f"error: {problem}")
+        _say(f"error: {exc}")
+        return None, LOST_DATA
+    if result.lost_data:
+        return problem, LOST_DATA
+    return problem, FAIL_UNDER if result.failed_under else 0
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -266,7 +317,7 @@ def _run(args: argparse.Namespace) -> int:
             code = _run_command(command, session, stops)
             _ignore_stop_signals()
             try:
-                problem, failed_under = _finish(session)
+                problem, status = _finish(session)
             except ServercovError as exc:
                 _say(f"error: {exc}")
                 return code or ERROR
@@ -274,8 +325,11 @@ def _run(args: argparse.Namespace) -> int:
         session.stop(quiet=True)  # whatever went wrong: no server left running
     if problem:
         _say(f"error: {problem}")
-        return code or ERROR
-    return FAIL_UNDER if failed_under and code == 0 else code
+    if code:
+        return code
+    if status == LOST_DATA:
+        return LOST_DATA
+    return ERROR if problem else status
 
 
 def _run_command(command: list[str], session: ServerSession, stops: _StopSignals) -> int:
@@ -303,6 +357,7 @@ def _ignore_stop_signals() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
+    control: ControlAgent | None = getattr(args, "control_agent", None)
     path = state_path(config.rcfile)
     previous = read_state(path)
     if previous is not None and previous.is_running():
@@ -324,6 +379,8 @@ def _serve(args: argparse.Namespace) -> int:
             ServeState.of_this_process(server_pgid=session.process.pid, url=url,
                                        rcfile=config.rcfile,
                                        data_file=session.settings.data_file).write(path)
+            if control is not None:
+                control.start(session, path)
             _say(f"serving {url} until Ctrl-C or `servercov stop`; `servercov snapshot` "
                  "writes the reports of what it has run so far")
             while session.running():
@@ -336,13 +393,45 @@ def _serve(args: argparse.Namespace) -> int:
             try:
                 # One report at a time: a snapshot may be writing right now.
                 with exclusive(path) if path.exists() else contextlib.nullcontext():
-                    problem, failed_under = _finish(session)
+                    problem, status = _finish(session)
             finally:
                 _remove_state(path)
     if problem:
         _say(f"error: {problem}")
-        return ERROR
-    return FAIL_UNDER if failed_under else 0
+    if status == LOST_DATA:
+        return LOST_DATA
+    return ERROR if problem else status
+
+
+def _serve_with_control(args: argparse.Namespace) -> int:
+    """Run ``serve``; with ``--control``, its agent listens and /stop gets the final data."""
+    config = _config(args)
+    if not config.command:
+        raise ServeError(f"{config.rcfile}: [servercov] command: serve runs the server, so it "
+                         "needs how to start it (remotes are collected with servercov collect)")
+    control = args.control_agent = _control_agent(args)  # refused before anything starts
+    if control is None:
+        return _serve(args)
+    try:
+        status = _serve(args)
+    except ServercovError as exc:
+        control.close(error=str(exc))
+        raise
+    control.close(status=status)
+    return status
+
+
+def _control_agent(args: argparse.Namespace) -> ControlAgent | None:
+    from nose2_servercov import agent  # only a serve with --control needs http.server, ssl
+
+    if not args.control:
+        for flag in ("control_token_file", "control_cert", "control_key", "control_insecure"):
+            if getattr(args, flag):
+                raise ServeError(f"--{flag.replace('_', '-')} needs --control HOST:PORT")
+        return None
+    return agent.ControlAgent(agent.ControlOptions(
+        args.control, token_file=args.control_token_file, cert=args.control_cert,
+        key=args.control_key, insecure=args.control_insecure), version=__version__)
 
 
 def _remove_state(path: Path) -> None:
@@ -395,3 +484,20 @@ def _stop(args: argparse.Namespace) -> int:
     _say(f"the serve (pid {state.serve_pid}) stopped and wrote its final reports")
     return 0
 
+
+
+# --- collect -----------------------------------------------------------------------------------
+
+def _collect(args: argparse.Namespace) -> int:
+    from nose2_servercov import agent, remote
+
+    config = load_config(find_rcfile(args.rcfile), require_command=False)
+    urls = remote.agent_urls(args.urls, config)
+    token = agent.read_token(args.control_token_file)
+    collected = remote.collect(config, urls, token=token, stop=args.stop, out=sys.stdout,
+                               err=sys.stderr)
+    if collected.failed:
+        _say(f"error: {collected.failures()}")
+        return ERROR
+    assert collected.result is not None
+    return FAIL_UNDER if collected.result.failed_under else 0

@@ -35,6 +35,8 @@ MAX_TIMEOUT = 3600.0
 MAX_AUTOSAVE = 24 * 3600.0
 REPORTS = ("term", "term-missing", "html", "xml", "json", "lcov")
 CONTEXTS = ("off", "test")
+CORES = ("auto", "ctrace", "sysmon", "pytrace")
+LOST_DATA = ("fail", "warn")
 
 
 def _no_nul(value: str) -> str:
@@ -179,10 +181,41 @@ def _reports(value: str) -> tuple[str, ...]:
     return names
 
 
+def _remotes(value: str) -> tuple[str, ...]:
+    urls = tuple(u for u in re.split(r"[\s,]+", value.strip()) if u)
+    for url in urls:
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url) or url.endswith(":"):
+            raise ValueError("agent URLs such as https://api-1:8765, comma- or line-separated")
+    return tuple(url.rstrip("/") for url in urls)
+
+
+def _boolean(value: str) -> bool:
+    word = value.strip().lower()
+    if word in ("true", "yes", "on", "1"):
+        return True
+    if word in ("false", "no", "off", "0"):
+        return False
+    raise ValueError("true or false")
+
+
 def _contexts(value: str) -> str:
     choice = value.strip().lower()
     if choice not in CONTEXTS:
         raise ValueError("off or test")
+    return choice
+
+
+def _core(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in CORES:
+        raise ValueError(", ".join(CORES))
+    return choice
+
+
+def _lost_data(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in LOST_DATA:
+        raise ValueError("fail or warn")
     return choice
 
 
@@ -199,7 +232,8 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("command", _command, None,
         "how to start the server, split like a shell line (`shlex`) but run without a shell; "
-        "placeholders `{python}` (the running interpreter), `{host}`, `{port}`, `{url}`"),
+        "placeholders `{python}` (the running interpreter), `{host}`, `{port}`, `{url}`; "
+        "optional only with `remotes`"),
     Key("host", _host, "127.0.0.1", "where the server listens and is reached"),
     Key("port", _port, "0", "0 = a free port chosen per run"),
     Key("url", _url, DEFAULT_URL, "base URL handed to the tests; placeholders `{host}` "
@@ -228,6 +262,20 @@ KEYS: tuple[Key, ...] = (
         "seconds between automatic saves inside each server process (0 = off)"),
     Key("contexts", _contexts, "off",
         "`test`: server-side lines are recorded under the id of the test that sent the request"),
+    Key("core", _core, "auto",
+        "coverage core in the server processes: `auto` (sys.monitoring on 3.12+ where the "
+        "effective config allows it, else the C tracer; the user's own `[run] core` or "
+        "`COVERAGE_CORE` wins), `ctrace`, `sysmon`, `pytrace`"),
+    Key("lost_data", _lost_data, "fail",
+        "what a measured process that ran code but left no readable data does to the run: "
+        "`fail` (the run fails, exit status 3 for `servercov`) or `warn` (named on a "
+        "`servercov:` line only)"),
+    Key("remotes", _remotes, "",
+        "agents to collect from (`servercov serve --control` on other hosts), comma- or "
+        "line-separated URLs; with `remotes` and no `command`, nothing is started locally"),
+    Key("remote_stop", _boolean, "true",
+        "at the end of a run against `remotes`: `true` stops each agent's server (`/stop`), "
+        "`false` only snapshots it"),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
@@ -253,6 +301,10 @@ class ServerConfig:
     reports: tuple[str, ...]
     autosave: float
     contexts: str
+    core: str
+    lost_data: str
+    remotes: tuple[str, ...]
+    remote_stop: bool
 
     @property
     def folder(self) -> Path:
@@ -312,8 +364,14 @@ def parse_values(raw: Mapping[str, str], *, origin: str) -> dict[str, Any]:
 
 
 def load_config(rcfile: Path, overrides: Mapping[str, str] | None = None,
-                *, overrides_origin: str = "nose2 config") -> ServerConfig:
-    """Read and validate ``[servercov]`` of ``rcfile``; ``overrides`` win key by key."""
+                *, overrides_origin: str = "nose2 config",
+                require_command: bool = True) -> ServerConfig:
+    """Read and validate ``[servercov]`` of ``rcfile``; ``overrides`` win key by key.
+
+    ``command`` may be absent when ``remotes`` is set (nothing is started
+    locally), or when ``require_command`` is false (``servercov collect``);
+    it is then an empty list.
+    """
     try:
         rcfile = Path(rcfile).resolve()
         is_file = rcfile.is_file()
@@ -328,6 +386,8 @@ def load_config(rcfile: Path, overrides: Mapping[str, str] | None = None,
         parsed = parse_values(raw, origin=origin)
         values.update(parsed)
         origins.update(dict.fromkeys(parsed, origin))
+    if "command" not in values and (values["remotes"] or not require_command):
+        values["command"] = []
     if "command" not in values:
         raise ConfigError(f"{rcfile}: [{SECTION}] command: expected how to start the server, "
                           "e.g. 'command = {python} -m myapp --port {port}', got nothing")

@@ -138,6 +138,7 @@ class ReportResult:
     outputs: list[tuple[str, str]] = field(default_factory=list)
     fail_under: float | None = None
     failed_under: bool = False
+    lost_data: bool = False  # a measured process lost data (named on servercov: lines)
 
 
 def _output_place(name: str, config: CoverageConfig) -> str:
@@ -159,14 +160,19 @@ def _report_call(name: str, cov: coverage.Coverage, out: IO[str]) -> Callable[[]
 
 
 def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
-                       out: IO[str]) -> ReportResult:
-    """Combine the per-process data files into the data file, then write ``reports``."""
-    files = data_files(settings)
+                       out: IO[str], files: list[str] | None = None) -> ReportResult:
+    """Combine the per-process data files into the data file, then write ``reports``.
+
+    ``files``: exactly these (the ones the accounting found readable), else
+    every ``<data_file>.*`` file on disk.
+    """
+    if files is None:
+        files = data_files(settings)
     if not files:
         raise DataError(f"no server process saved coverage data (expected "
                         f"{settings.data_file}.* files); check [run] source and the server's "
                         "output above")
-    return _combine_and_report(_coverage(settings), files, None, reports, out)
+    return _combine_and_report(_coverage(settings), files, list(files), reports, out)
 
 
 def combine_copies_and_report(settings: CoverageConfig, files: list[str],

@@ -25,3 +25,7 @@ class DataError(ServercovError):
 
 class ServeError(ServercovError):
     """No ``servercov serve`` runs here, or it did not answer in time."""
+
+
+class LostDataError(DataError):
+    """Measured server processes lost their data and nothing is left to report."""

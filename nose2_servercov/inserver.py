@@ -8,6 +8,7 @@ stderr, where servercov shows it, and the server runs on unmeasured.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import signal
 import sys
@@ -40,7 +41,8 @@ def _start_coverage() -> Any:
     try:
         import coverage
     except ImportError:
-        _say(f"coverage is not installed for {sys.executable}: this process is not measured")
+        _report_problem(f"coverage is not installed for {sys.executable}: this process "
+                        "is not measured")
         return None
     coverage.process_startup()
     return coverage.Coverage.current()
@@ -184,16 +186,17 @@ def _trace_threads_made_in_c() -> None:
         if tracer is not None and sys.gettrace() is None:
             sys.settrace(tracer)
 
-    dummy.__init__ = init_and_trace
+    dummy.__init__ = init_and_trace  # type: ignore[method-assign]
 
 
 def _keep_data_of_a_master_that_never_exits(cov: Any) -> None:
     """Save the uWSGI master's data when it forks a worker.
 
     The uWSGI master never runs Python's atexit, and when Python's fork hooks
-    are on (py-call-osafterfork), coverage's fork patch restarts coverage in
-    the workers: what the master ran before the fork (the app's import) would
-    be in no file.  Saving the parent's data in the child keeps it.
+    are on (py-call-uwsgi-fork-hooks, or py-call-osafterfork before 3.13),
+    coverage's fork patch restarts coverage in the workers: what the master
+    ran before the fork (the app's import) would be in no file.  Saving the
+    parent's data in the child keeps it.
     """
     def after_in_child() -> None:
         if "uwsgi" in sys.modules and cov._started is False:  # the fork patch stopped it
@@ -251,23 +254,64 @@ def _write_dump(cov: Any, control: str) -> bool:
             dump.update(earlier)
             earlier.close(force=True)
     dump.set_context(context)
-    if collector.branch:
-        if collector.core.packed_arcs:  # unpacked as Collector.flush_data does
-            live = {name: [_unpack_arc(packed) for packed in found]
-                    for name, found in live.items()}
-        dump.add_arcs(collector.mapped_file_dict(live))
-    else:
-        dump.add_lines(collector.mapped_file_dict(live))
-    dump.add_file_tracers({collector.cached_mapped_file(name): tracer for name, tracer
-                           in collector.file_tracers.copy().items() if tracer and name in live})
+    _copy_into(collector, live, dump)
     dump.close(force=True)
     os.replace(temporary, f"{cov.config.data_file}{DUMP_INFIX}{os.getpid()}")
     return True
 
 
-def _unpack_arc(packed: int) -> tuple[int, int]:
-    first, second = packed & 0xFFFFFFF, (packed >> 28) & 0xFFFFFFF
-    return (-first if packed & (1 << 56) else first, -second if packed & (1 << 57) else second)
+class UnknownCoverage(AttributeError):
+    """coverage's collector is not built the way ``_copy_into`` knows."""
+
+
+class _CollectorCopy:
+    """What ``Collector.flush_data`` reads, over a copy of the data, writing into ``dump``.
+
+    coverage's own flush unpacks the C tracer's packed arcs (a layout that
+    changed in 7.13.2: 20 bits a line before, 28 after) and maps file names;
+    running it on this stand-in reuses that code on a copy, so the live
+    collector is neither cleared nor changed.  Only pure lookups are taken
+    from the real collector; anything else the flush asks for is unknown.
+    """
+
+    def __init__(self, collector: Any, live: dict[str, Any], dump: Any) -> None:
+        self.data = live
+        self.branch = collector.branch
+        self.core = collector.core
+        self.covdata = dump
+        self.tracers: list[Any] = []
+        self.file_tracers = {name: tracer for name, tracer
+                             in collector.file_tracers.copy().items() if name in live}
+        self.disabled_plugins = set(collector.disabled_plugins)
+        self.mapped_file_dict = collector.mapped_file_dict
+        self.cached_mapped_file = collector.cached_mapped_file
+
+    def _activity(self) -> bool:
+        return True
+
+    def _clear_data(self) -> None:
+        pass  # the copy is thrown away; the live data stays
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise UnknownCoverage(name)
+
+
+def _copy_into(collector: Any, live: dict[str, Any], dump: Any) -> None:
+    """Add ``live`` (a copy of the collector's data) to ``dump``, as coverage's flush would."""
+    import coverage
+
+    flush = getattr(type(collector), "flush_data", None)
+    try:
+        if flush is None:
+            raise UnknownCoverage("flush_data")
+        flush(_CollectorCopy(collector, live, dump))
+    except UnknownCoverage as exc:
+        raise UnknownCoverage(
+            f"coverage {coverage.__version__} flushes its collector in a way servercov does "
+            f"not know (it needs Collector.{exc.args[0]}): snapshots and autosave of this "
+            "process are off, their data would be wrong") from None
 
 
 def _measured_size(cov: Any) -> tuple[int, int]:
@@ -309,6 +353,9 @@ def _answer_snapshots(control: str, autosave: float) -> None:
                 if _measured_size(cov) != dumped:
                     dumped = _measured_size(cov)
                     _write_dump(cov, control)
+        except UnknownCoverage as exc:  # never a wrong line number: refuse, in one line
+            _report_problem(str(exc))
+            return
         except Exception as exc:  # never take the server down; try again next time
             if not failed:
                 _say(f"cannot write the coverage dump (will retry): {exc!r}")
@@ -316,11 +363,15 @@ def _answer_snapshots(control: str, autosave: float) -> None:
             time.sleep(1.0)
 
 
+_answering_pid: list[int] = []  # the pid whose polling thread runs (once per process)
+
+
 def _start_answering_snapshots() -> None:
     """Register this process for snapshots and start its polling thread (again after fork)."""
     control = os.environ.get("SERVERCOV_CONTROL")
-    if not control:
+    if not control or _answering_pid == [os.getpid()]:
         return
+    _answering_pid[:] = [os.getpid()]
     try:
         autosave = float(os.environ.get("SERVERCOV_AUTOSAVE") or 0)
         # Registered before it serves anything, so a snapshot waits for this process.
@@ -331,14 +382,143 @@ def _start_answering_snapshots() -> None:
         _say(f"snapshots and autosave are off in this process: {exc!r}")
 
 
+# Accounting.  Every measured process registers in SERVERCOV_RUN_DIR before it
+# serves anything (proc.<pid>: pid, ppid, command line, start time), and marks
+# the start of its orderly exit (exit.<pid>: how much it had measured), so that
+# the session can tell a process that saved from one that was killed.  The
+# names are shared with nose2_servercov.accounting, which this file cannot import.
+
+def _command_line() -> list[str]:
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            return [word.decode("utf-8", "replace") for word in f.read().split(b"\0")[:-1]]
+    except OSError:
+        return list(getattr(sys, "orig_argv", sys.argv))
+
+
+def _executable() -> str:
+    try:
+        return os.readlink("/proc/self/exe")
+    except OSError:
+        return sys.executable
+
+
+def _start_time() -> int | None:
+    """Return this process's start time in clock ticks since boot, from /proc."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        return int(stat[stat.rfind(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _register() -> None:
+    """Write ``proc.<pid>`` into the run folder, atomically, before this process serves."""
+    run_dir = os.environ.get("SERVERCOV_RUN_DIR")
+    if not run_dir:
+        return
+    record = {"pid": os.getpid(), "ppid": os.getppid(), "argv": _command_line(),
+              "start": _start_time(), "exe": _executable(), "python": sys.executable}
+    try:
+        # A marker of the image this pid ran before an exec is not this one's.
+        if os.path.exists(os.path.join(run_dir, f"exit.{os.getpid()}")):
+            os.unlink(os.path.join(run_dir, f"exit.{os.getpid()}"))
+        _replace_atomically(os.path.join(run_dir, f"proc.{os.getpid()}"), json.dumps(record))
+    except Exception as exc:
+        _report_problem(f"cannot register with servercov, its data cannot be accounted "
+                        f"for: {exc!r}")
+
+
+def _mark_orderly_exit() -> None:
+    """Write ``exit.<pid>``: this process reached atexit, so coverage saves its data now."""
+    run_dir = os.environ.get("SERVERCOV_RUN_DIR")
+    if not run_dir:
+        return
+    try:
+        import coverage
+
+        cov: Any = coverage.Coverage.current()
+        measured = -1
+        if cov is not None and getattr(cov, "_collector", None) is not None:
+            measured = sum(1 for found in cov._collector.data.copy().values() if found)
+        _replace_atomically(os.path.join(run_dir, f"exit.{os.getpid()}"),
+                            json.dumps({"measured": measured}))
+    except Exception:
+        pass
+
+
+def _mark_exits_that_skip_atexit() -> None:
+    """Mark ``os._exit`` and the exec family too: coverage saves there, atexit never runs."""
+    def wrap(name: str) -> None:
+        original = getattr(os, name)
+
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            _mark_orderly_exit()
+            return original(*args, **kwargs)
+
+        setattr(os, name, marked)
+
+    for name in ("_exit", "execv", "execve"):
+        wrap(name)
+
+
+def _register_uwsgi_workers() -> None:
+    """Register uWSGI workers forked without Python's fork hooks (no py-call-osafterfork).
+
+    The ``uwsgi`` module exists only once uWSGI has set Python up, after this
+    file ran; its ``post_fork_hook`` runs in each worker with or without the
+    fork hooks.  So wait for the first import that finds it, then chain onto it.
+    """
+    class UwsgiWatch:
+        busy = False
+
+        @classmethod
+        def find_spec(cls, name: str, path: Any = None, target: Any = None) -> None:
+            uwsgi: Any = sys.modules.get("uwsgi")
+            if uwsgi is None or cls.busy:
+                return None
+            cls.busy = True
+            try:
+                sys.meta_path.remove(cls)
+                previous = getattr(uwsgi, "post_fork_hook", None)
+
+                def post_fork_hook() -> None:
+                    if not os.path.exists(os.path.join(
+                            os.environ.get("SERVERCOV_RUN_DIR", ""), f"proc.{os.getpid()}")):
+                        _register()
+                    _start_answering_snapshots()
+                    if previous is not None:
+                        previous()
+
+                uwsgi.post_fork_hook = post_fork_hook
+            except Exception as exc:
+                _say(f"cannot register uWSGI workers: {exc!r}")
+            return None
+
+    sys.meta_path.insert(0, UwsgiWatch)
+
+
 def install() -> None:
     """Start measuring this process and make its orderly stops save the data."""
     cov = _start_coverage()
     if cov is None:
         return
+    _register()
+    os.register_at_fork(after_in_child=_register)
+    atexit.register(_mark_orderly_exit)
+    _mark_exits_that_skip_atexit()
+    in_uwsgi = os.path.basename(_executable()).startswith("uwsgi")
+    if in_uwsgi:
+        _register_uwsgi_workers()
     _save_on_sigterm()
     atexit.register(_refuse_unannounced_greenlets, cov)
     _trace_threads_made_in_c()
     _keep_data_of_a_master_that_never_exits(cov)
-    _start_answering_snapshots()
+    # Not in the uWSGI master: a worker forked without Python's fork hooks keeps
+    # the master's threading state, and a C thread of the worker that reuses the
+    # polling thread's ident would pass for it and never be traced.  Each worker
+    # starts its own from the post-fork hook instead.
+    if not in_uwsgi:
+        _start_answering_snapshots()
     os.register_at_fork(after_in_child=_start_answering_snapshots)

@@ -162,6 +162,8 @@ class ServerCoverage(Plugin):
             return
         finally:
             self._restore()
+        if result.lost_data:
+            self.failure = self.failure or "lost data"
         if result.failed_under:
             self.failure = self.failure or "fail_under"
 
@@ -173,9 +175,13 @@ class ServerCoverage(Plugin):
             else:
                 os.environ[name] = value
         self.saved_env = {}
-        for sig, previous in self.saved_signals.items():
-            signal.signal(sig, previous)
-        self.saved_signals = {}
+        if not self.interrupts.received:
+            for sig, previous in self.saved_signals.items():
+                signal.signal(sig, previous)
+            self.saved_signals = {}
+        # Once interrupted, the run is ending: our handler stays (it only notes a
+        # signal now), so a later Ctrl-C or TERM cannot kill nose2 or print a
+        # traceback between the report and the exit.
         if self.interrupts.received and not self.failure:
             name = signal.Signals(self.interrupts.received[0]).name
             self._fail(f"interrupted by {name}: the server was stopped "

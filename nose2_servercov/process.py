@@ -23,6 +23,7 @@ from nose2_servercov.errors import ServerStartError
 
 TAIL_LINES = 30
 REFUSED_GRACE = 0.5  # seconds a server that refused the shutdown call may take to end
+PF_EXITING = 0x4  # /proc/<pid>/stat flags: the process has begun to exit (linux/sched.h)
 
 
 @dataclass(frozen=True)
@@ -194,29 +195,56 @@ class ServerProcess:
                 return False
             interval = min(interval * 1.5, 0.05)
 
+    def _exiting_by_itself(self) -> bool:
+        """Return whether the command has ended or has begun to end (nothing asked it yet).
+
+        A server that crashes closes its sockets before its parent can reap it,
+        so a client may see the crash first; the kernel's PF_EXITING flag is
+        set before the sockets close, so this never misses such a crash.
+        """
+        assert self._popen is not None
+        if self._popen.poll() is not None:
+            return True
+        fields = proc_stat(self.pid)
+        if fields is None or fields[0] in (b"Z", b"X"):
+            return True
+        try:
+            return bool(int(fields[6]) & PF_EXITING)
+        except (IndexError, ValueError):
+            return False
+
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
     def stop(self, *, request_shutdown: Callable[[], str | None] | None,
-             stop_signal: signal.Signals, timeout: float) -> StopOutcome:
+             stop_signal: signal.Signals, timeout: float,
+             before_signal: Callable[[], list[str]] | None = None) -> StopOutcome:
         """Stop the server: shutdown request, then ``stop_signal``, then KILL; reap the group.
 
-        Idempotent: a second call returns the first call's outcome.
+        ``before_signal`` runs once before the first signal (it asks every
+        measured process to save; it returns notes).  Idempotent: a second
+        call returns the first call's outcome.
         """
         with self._lock:
             if self._outcome is None:
-                self._outcome = self._stop(request_shutdown, stop_signal, timeout)
+                self._outcome = self._stop(request_shutdown, stop_signal, timeout,
+                                           before_signal)
             return self._outcome
 
     def _stop(self, request_shutdown: Callable[[], str | None] | None,
-              stop_signal: signal.Signals, timeout: float) -> StopOutcome:
+              stop_signal: signal.Signals, timeout: float,
+              before_signal: Callable[[], list[str]] | None = None) -> StopOutcome:
         if self._popen is None:
             return StopOutcome("never started", 0.0)
         started = time.monotonic()
         notes: list[str] = []
-        early = self._popen.poll()
-        if early is not None:
+        early: int | None = None
+        if self._exiting_by_itself():
+            # Ended, or ending, before anything asked it to: a crash, never a stop.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(max(timeout, 1.0))
+            early = self._popen.poll()
             notes.append(f"the server had exited with code {early} before the stop")
         steps: list[tuple[str, Callable[[], str | None]]] = []
         if request_shutdown is not None:
@@ -224,24 +252,40 @@ class ServerProcess:
         steps.append((stop_signal.name, lambda: self._signal_group(stop_signal)))
         steps.append(("SIGKILL", lambda: self._signal_group(signal.SIGKILL)))
         step = "already exited"
+        asked = False  # whether a step reached the server: after that, an exit is a stop
         for name, action in steps:
             if not self.alive():
                 break
+            if not asked and early is None and self._exiting_by_itself():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._popen.wait(max(timeout, 1.0))
+                early = self._popen.poll()
+                notes.append(f"the server had exited with code {early} before the stop")
+                if not self.alive():
+                    break
+            if name != "shutdown_path" and before_signal is not None:
+                notes.extend(before_signal())
+                before_signal = None
             step = name
             refused = action()
+            asked = asked or not refused
             if refused:
                 notes.append(f"{name}: {refused}")
                 # A server that refuses may be exiting by itself (it crashed while the
                 # tests ran): see it end on its own before signalling over it.
                 if self._wait_gone(min(timeout, REFUSED_GRACE)):
-                    early = self._popen.poll()
-                    notes.append(f"the server had exited with code {early} before the stop")
+                    if early is None:
+                        early = self._popen.poll()
+                        notes.append(f"the server had exited with code {early} before the stop")
                     step = "already exited"
                     break
                 continue
             if self._wait_gone(timeout):
                 break
             notes.append(f"{name}: the server was still running after {timeout:g} s")
+        if step == "already exited" and early is None:  # it ended between two looks
+            early = self._popen.poll()
+            notes.append(f"the server had exited with code {early} before the stop")
         if self._pump is not None:
             self._pump.join(1.0)
         leftover = group_members(self.pid)

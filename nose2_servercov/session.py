@@ -13,12 +13,15 @@ import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from nose2_servercov import data, greenlets, network, preflight
+from nose2_servercov import accounting, cores, data, greenlets, known_bugs, network, preflight
 from nose2_servercov.config import ServerConfig
-from nose2_servercov.errors import ServerStartError
+from nose2_servercov.errors import ConfigError, DataError, LostDataError, ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
+
+if TYPE_CHECKING:
+    from nose2_servercov.remote import RemoteRun
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 TOKEN_HEADER = "X-Servercov-Token"
@@ -38,14 +41,31 @@ class ServerSession:
         self.settings = greenlets.announced(data.server_settings(config.rcfile), config.command)
         if config.contexts == "test":
             self.settings.show_contexts = True  # [html] show_contexts
-        # Server processes answer snapshots (`servercov serve`) and autosave
-        # through files in this folder; None when neither is asked for.
-        self.control = (data.control_dir(self.settings) if snapshots or config.autosave
-                        else None)
+        self.core = cores.choose_core(self.settings, config.core, server_env=config.env,
+                                      contexts_test=config.contexts == "test",
+                                      origin=str(config.rcfile))
+        self.settings.core = self.core.core  # the serialized settings win in the server
+        # Server processes answer snapshots (`servercov serve`), autosave and
+        # the save before a stop signal through files in this folder: beside the
+        # data file for `serve` (snapshot finds it there), else the run folder.
+        self.control: Path | None = data.control_dir(self.settings) if snapshots else None
+        # This run's private folder: every measured process registers there.
+        self.run_dir: Path | None = None
+        self._alive_at_stop: frozenset[int] = frozenset()
+        self._saved_before_signal: frozenset[int] = frozenset()
         self.token = secrets.token_urlsafe(32)
         self.port = config.port
         self.url = ""
         self.process: ServerProcess | None = None
+        # With remotes and no command, nothing starts here: the agents are collected from.
+        self.remote: RemoteRun | None = None
+        if config.remotes and not config.command:
+            from nose2_servercov.remote import RemoteRun
+
+            self.remote = RemoteRun(config, out=self.out, err=self.err)
+        refused = known_bugs.refusal(config.command, config.cwd, self.server_env())
+        if refused:  # before anything starts
+            raise ConfigError(f"{config.rcfile}: [servercov] command: {refused}")
 
     def say(self, message: str) -> None:
         """Print one ``servercov:`` line."""
@@ -72,9 +92,12 @@ class ServerSession:
             "PYTHONPATH": os.pathsep.join(python_path),
             "PYTHONUNBUFFERED": "1",
         })
+        env.pop("SERVERCOV_CONTROL_TOKEN", None)  # the serve's control token is not the app's
         env.pop("COVERAGE_FILE", None)  # the settings name the data file already
-        for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE"):
+        for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE", "SERVERCOV_RUN_DIR"):
             env.pop(name, None)  # an outer servercov's, not ours
+        if self.run_dir is not None:
+            env["SERVERCOV_RUN_DIR"] = str(self.run_dir)
         if self.control is not None:
             env["SERVERCOV_CONTROL"] = str(self.control)
             if self.config.autosave:
@@ -122,8 +145,15 @@ class ServerSession:
     def start(self) -> str:
         """Start the server measured and wait until it is ready; return its URL."""
         preflight.check_before_start(self.config, self.settings)
+        if self.remote is not None:
+            self.url = self.remote.start()
+            return self.url
         data.erase_stale_data(self.settings)
-        if self.control is not None:
+        self.run_dir = accounting.make_run_dir()
+        atexit.register(accounting.remove_run_dir, self.run_dir)
+        if self.control is None:
+            self.control = self.run_dir
+        else:
             self.control.mkdir(mode=0o700, exist_ok=True)
             self.control.chmod(0o700)
         self.port = self._pick_port()
@@ -131,7 +161,12 @@ class ServerSession:
         self.process = ServerProcess(
             self._command(), cwd=self.config.cwd, env=self.server_env(), log=self.config.log,
             echo=self.err if self.verbose else None)
-        self.process.start()
+        try:
+            self.process.start()
+        except ServerStartError:
+            self.process = None
+            accounting.remove_run_dir(self.run_dir)
+            raise
         atexit.register(self.stop)
         awaited = (f"{self.url}{self.config.ready_path} to answer with a status < 500"
                    if self.config.ready_path else f"port {self.port} to accept connections")
@@ -141,16 +176,19 @@ class ServerSession:
                 progress=self._show_progress(awaited) if self.err.isatty() else None)
         except ServerStartError:
             self.stop(quiet=True)
+            accounting.remove_run_dir(self.run_dir)
             raise
         finally:
             if self.err.isatty():
                 self.err.write("\r\033[K")  # clear the progress line
         self.say(f"server started: pid {self.process.pid}, {self.url}, "
-                 f"ready in {seconds:.2f} s")
+                 f"ready in {seconds:.2f} s, {self.core.describe()}")
         return self.url
 
     def running(self) -> bool:
         """Return whether the server command still runs."""
+        if self.remote is not None:
+            return True
         return self.process is not None and self.process.exit_code() is None
 
     def _show_progress(self, awaited: str) -> Callable[[float], None]:
@@ -171,20 +209,28 @@ class ServerSession:
             return "the server refused the connection"
         except TimeoutError:
             return f"no answer within {self.config.shutdown_timeout:g} s"
-        except OSError:
-            return None  # the connection dropped: the server is on its way down
+        except OSError as exc:
+            # No answer is no proof of a stop: the server may be crashing right now.
+            return f"the connection dropped before an answer ({exc})"
         if status >= 400:
             return f"{self.config.shutdown_path} answered {status}"
         return None
 
     def stop(self, *, quiet: bool = False) -> StopOutcome | None:
         """Stop the server and reap its whole process group; idempotent."""
+        if self.remote is not None and self.url and not quiet:
+            self.remote.collect()  # /stop (or /snapshot) on every agent
         if self.process is None:
             return None
         first = not self.process.stopped
+        if first and self.run_dir is not None:
+            self._alive_at_stop = frozenset(
+                pid for pid, proc in accounting.registrations(self.run_dir).items()
+                if proc.is_alive())
         outcome = self.process.stop(
             request_shutdown=self._request_shutdown if self.config.shutdown_path else None,
-            stop_signal=self.config.stop_signal, timeout=self.config.shutdown_timeout)
+            stop_signal=self.config.stop_signal, timeout=self.config.shutdown_timeout,
+            before_signal=self._save_before_signal)
         if first and not quiet:
             self.say(f"server stopped by {outcome.step} in {outcome.seconds:.2f} s")
             for note in outcome.notes:
@@ -193,15 +239,65 @@ class ServerSession:
                 self.err.write(self.process.tail() + "\n")
         return outcome
 
+    def _save_before_signal(self) -> list[str]:
+        """Have every measured process put its data on disk before a stop signal."""
+        if self.control is None or self.process is None:
+            return []
+        saved, notes = accounting.ask_to_save(self.control, self.process.pid,
+                                              timeout=self.config.shutdown_timeout)
+        self._saved_before_signal = saved
+        return notes
+
+    def account(self, outcome: StopOutcome | None) -> accounting.Accounting:
+        """Hold the registered processes against the data on disk; say every loss."""
+        assert self.process is not None and self.run_dir is not None
+        facts = accounting.StopFacts(
+            leader_pid=self.process.pid, leader_status=self.process.exit_code(),
+            step=outcome.step if outcome else "", stop_signal=self.config.stop_signal.name,
+            alive_at_stop=self._alive_at_stop, saved_before_signal=self._saved_before_signal)
+        found = accounting.account(self.run_dir, self.settings, facts)
+        prefix = "warning: lost data" if self.config.lost_data == "warn" else "lost data"
+        for line in found.losses:
+            self.say(f"{prefix}: {line}")
+        for line in found.warnings:
+            self.say(f"warning: {line}")
+        return found
+
+    def _nothing_to_report(self, found: accounting.Accounting) -> DataError:
+        if found.losses and not found.good_files:
+            error = LostDataError if self.config.lost_data == "fail" else DataError
+            return error("no coverage data to report: every measured server process lost "
+                         "its data (named above)")
+        if found.registered == 0:
+            return DataError(
+                "no server process was measured: servercov's start-up hook ran in no "
+                "server process (is the server a Python program? does its command replace "
+                "PYTHONPATH?); see the server's output above")
+        source = ", ".join(self.settings.source or ()) or "(not set)"
+        return DataError(f"the {found.registered} measured server process"
+                         f"{'es' if found.registered > 1 else ''} ran no code of "
+                         f"[run] source = {source}: check [run] source")
+
     def finish(self) -> data.ReportResult:
-        """Stop the server, combine every process's data and write the reports."""
-        self.stop()
+        """Stop the server, account for every process's data, combine it, write the reports."""
+        if self.remote is not None:
+            return self.remote.finish()
+        if self.process is None or self.run_dir is None:
+            raise ServerStartError("the server was not started: there is nothing to report")
+        outcome = self.stop()
         if data.save_runner_data(self.settings):
             self.say("saved the test runner's own coverage data to combine it too")
         try:
-            result = data.combine_and_report(self.settings, self.config.reports, self.out)
+            found = self.account(outcome)
+            if not found.measured_any:
+                raise self._nothing_to_report(found)
+            result = data.combine_and_report(self.settings, self.config.reports, self.out,
+                                             files=found.good_files)
         finally:
             data.erase_control_files(self.settings)  # the dumps were combined with the rest
+            if self.run_dir is not None:
+                accounting.remove_run_dir(self.run_dir)
+        result.lost_data = found.lost_data and self.config.lost_data == "fail"
         count = len(result.combined)
         self.say(f"combined {count} data file{'s' if count > 1 else ''} into "
                  f"{self.settings.data_file}")

@@ -112,6 +112,6 @@ def take_snapshot(settings: CoverageConfig, pgid: int, reports: tuple[str, ...],
     if silent:
         err.write(f"servercov: warning: server processes {silent} do not answer snapshots "
                   "(not Python, or forked without Python's fork hooks: uWSGI needs "
-                  "py-call-osafterfork and enable-threads); what they ran since they "
+                  "py-call-uwsgi-fork-hooks and enable-threads); what they ran since they "
                   "started is missing\n")
     return result

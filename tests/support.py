@@ -39,10 +39,32 @@ def make_project(tmp_path: Path, scenario: str = "basic", *, servercov: str | No
     return project
 
 
+# What an outer measured run (pytest-cov, ``coverage run -m pytest``) sets for itself:
+# handed on, the child runs would be measured into its data file or write theirs
+# elsewhere.  Every other COVERAGE_* variable (COVERAGE_CORE above all) is the
+# user's and is passed on, as a user's shell passes it to servercov.
+OUTER_RUN_ONLY = ("COVERAGE_FILE", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG",
+                  "COVERAGE_RCFILE", "COVERAGE_DEBUG", "COVERAGE_DEBUG_FILE")
+
+
+# The cores this interpreter offers (coverage's [run] core values).  sys.monitoring
+# measures branches only from Python 3.14: below, a sysmon run measures lines.
+CORES = ["ctrace", "pytrace"] + (["sysmon"] if sys.version_info >= (3, 12) else [])
+
+
+def use_core(project: Path, core: str) -> None:
+    """Make ``project``'s rcfile force ``core`` (``[servercov]`` must be its last section)."""
+    rcfile = project / ".apirc"
+    text = rcfile.read_text()
+    if core == "sysmon" and sys.version_info < (3, 14):
+        text = text.replace("branch = True", "branch = False")
+    rcfile.write_text(text.rstrip("\n") + f"\ncore = {core}\n")
+
+
 def python_env(**extra: str) -> dict[str, str]:
     """Return an environment for a child run: ours, minus what would confuse it."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COVERAGE_", "SERVERCOV_")) and k != "PYTHONPATH"}
+           if k not in OUTER_RUN_ONLY and not k.startswith("SERVERCOV_") and k != "PYTHONPATH"}
     env.update(extra)
     return env
 

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tests.support import (
+    CORES,
     assert_exact,
     assert_no_leftovers,
     make_project,
@@ -21,6 +22,7 @@ from tests.support import (
     servercov_command,
     servercov_lines,
     stray_data_files,
+    use_core,
     wait_for_file,
 )
 
@@ -172,7 +174,8 @@ def test_a_signal_to_run_ends_the_command_and_stops_the_server_in_order(tmp_path
     check_clean(project)
 
 
-def test_run_with_autosave_is_exact_and_leaves_no_dump_behind(tmp_path):
+@pytest.mark.parametrize("core", ["auto"] + [core for core in CORES if core == "sysmon"])
+def test_run_with_autosave_is_exact_and_leaves_no_dump_behind(tmp_path, core):
     project = make_project(tmp_path, servercov="""
         command = {python} serve.py {port}
         ready_path = /health/
@@ -180,6 +183,7 @@ def test_run_with_autosave_is_exact_and_leaves_no_dump_behind(tmp_path):
         autosave = 0.2
         reports = json
         """)
+    use_core(project, core)
     test_then_idle = f"{sys.executable} -m unittest && sleep 1"  # time for a few autosaves
     run = run_servercov(project, "run", "--", "sh", "-c", test_then_idle)
     assert run.returncode == 0, run.stderr

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 
+import nose2_servercov
 from tests.support import (
     assert_exact,
     assert_no_leftovers,
@@ -355,3 +356,42 @@ def test_generated_rcfiles_through_run_never_print_a_traceback(tmp_path_factory,
         assert any(line.startswith("servercov: error: ")
                    for line in servercov_lines(run.stderr)), run.stderr
     assert_no_leftovers(project)
+
+
+def test_ctrl_c_twice_of_run_reports_once_with_the_commands_status(tmp_path):
+    project = make_project(tmp_path, servercov=GOOD)
+    # The command sends one request, then waits; on SIGINT it exits 42 and ignores the next.
+    command = [sys.executable, "-c",
+               "import os, pathlib, signal, sys, time, urllib.request\n"
+               "def stop(*args):\n"
+               "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+               "    sys.exit(42)\n"
+               "signal.signal(signal.SIGINT, stop)\n"
+               "urllib.request.urlopen(os.environ['SERVERCOV_URL'] + '/once/b/').read()\n"
+               "pathlib.Path('waiting').touch()\n"
+               "time.sleep(60)\n"]
+    runner = subprocess.Popen(servercov_command("run", "--", *command), cwd=project,
+                              env=python_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_file(project / "waiting", process=runner)
+        runner.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+        runner.send_signal(signal.SIGINT)
+        _, stderr = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 42, stderr
+    assert "Traceback" not in stderr
+    lines = servercov_lines(stderr)
+    for once in ("servercov: server stopped by shutdown_path", "servercov: combined 1 data",
+                 "servercov: json report: "):
+        assert sum(line.startswith(once) for line in lines) == 1, stderr
+    assert_exact(project, [["GET", "/health/", None, 200], ["GET", "/once/b/", None, 200]])
+    assert_no_leftovers(project)
+
+
+def test_version(tmp_path):
+    run = run_servercov(tmp_path, "--version")
+    expected = f"servercov {nose2_servercov.__version__}\n"
+    assert (run.returncode, run.stdout, run.stderr) == (0, expected, "")

@@ -13,6 +13,7 @@ import pytest
 from coverage import CoverageData
 
 from tests.support import (
+    CORES,
     GUNICORN_4,
     LOAD_KINDS,
     RUN_TIMEOUT,
@@ -29,6 +30,7 @@ from tests.support import (
     servercov_lines,
     start_serve,
     stray_data_files,
+    use_core,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -61,8 +63,14 @@ def contains(measured: dict[str, set[int]], expected: dict[str, set[int]]) -> li
             for name, lines in expected.items() if lines - measured.get(name, set())]
 
 
-def test_snapshots_under_load_with_four_gunicorn_workers(tmp_path):
+# The default core, and sys.monitoring where the interpreter offers it.
+SNAPSHOT_CORES = ["auto"] + [core for core in CORES if core == "sysmon"]
+
+
+@pytest.mark.parametrize("core", SNAPSHOT_CORES)
+def test_snapshots_under_load_with_four_gunicorn_workers(tmp_path, core):
     project = make_project(tmp_path, servercov=GUNICORN_4)
+    use_core(project, core)
     serve = start_serve(project)
     try:
         state = serve_state(project, serve)
@@ -131,8 +139,10 @@ def test_serve_ended_by_ctrl_c_stops_in_order_and_reports(tmp_path):
     assert_no_leftovers(project)
 
 
-def test_autosave_keeps_what_ran_before_a_sigkill_of_everything(tmp_path):
+@pytest.mark.parametrize("core", SNAPSHOT_CORES)
+def test_autosave_keeps_what_ran_before_a_sigkill_of_everything(tmp_path, core):
     project = make_project(tmp_path, servercov=GUNICORN_4 + "autosave = 1\n")
+    use_core(project, core)
     # First the routes no later run requests, then others: what ran more than
     # autosave seconds before the kill must be on disk.
     early = [LOAD_KINDS[7], LOAD_KINDS[1], LOAD_KINDS[3]]  # /never/, /items/1/, /echo/

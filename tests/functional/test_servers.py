@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,9 @@ from pathlib import Path
 import pytest
 from coverage import CoverageData
 
+from nose2_servercov import known_bugs
 from tests.support import (
+    CORES,
     RUN_TIMEOUT,
     assert_no_leftovers,
     ground_truth,
@@ -37,7 +40,9 @@ from tests.support import (
     plan,
     python_env,
     run_nose2,
+    servercov_lines,
     stray_data_files,
+    use_core,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -78,6 +83,8 @@ VARIANTS = {
     "uwsgi-master": Variant(UWSGI_MASTER, 4, "INT"),
     # Python's fork hooks on: coverage restarts in each worker, the master's data is saved apart.
     "uwsgi-master-osafterfork": Variant(UWSGI_MASTER + " --py-call-osafterfork", 4, "INT"),
+    # uWSGI's own fork hooks (PyOS_BeforeFork/AfterFork_*): the same, and what works on 3.13+.
+    "uwsgi-master-forkhooks": Variant(UWSGI_MASTER + " --py-call-uwsgi-fork-hooks", 4, "INT"),
     "uwsgi-nomaster-ini": Variant("uwsgi --set-ph port={port} --ini uwsgi-nomaster.ini", 4,
                                   "HUP"),
     "waitress": Variant("waitress-serve --threads 4 --listen {host}:{port} app:app", 1, "TERM"),
@@ -120,12 +127,26 @@ class Outcome:
     truth_arcs: int
 
 
+# What auto picks for the scenario (branch = True), run by the tests above; the
+# parametrized test below runs every other core the interpreter offers.
+AUTO = "sysmon" if sys.version_info >= (3, 14) else "ctrace"
+OTHER_CORES = [core for core in CORES if core != AUTO]
+
+
+def lines_only(core: str) -> bool:
+    """Return whether the scenario measures lines only under ``core`` (see ``use_core``)."""
+    return core == "sysmon" and sys.version_info < (3, 14)
+
+
 def run_variant(tmp_path: Path, name: str, *, route: bool = True, kill: bool = False,
-                runner: str = "nose2") -> tuple[Path, Outcome, str]:
+                runner: str = "nose2", core: str = "auto",
+                status: int = 0) -> tuple[Path, Outcome, str]:
     """Run the scenario under ``name`` and return the project, the outcome, the output."""
     require_servers()
     variant = VARIANTS[name]
     project = make_project(tmp_path, "servers", servercov=variant.servercov(route=route))
+    if core != "auto":
+        use_core(project, core)
     env = {"PATH": server_path(), "LOAD_WORKERS": str(variant.workers)}
     if kill:
         env["LOAD_KILL"] = "1"
@@ -137,7 +158,11 @@ def run_variant(tmp_path: Path, name: str, *, route: bool = True, kill: bool = F
              "nose2", "-v"], cwd=project, env=python_env(**env), capture_output=True,
             text=True, timeout=RUN_TIMEOUT)
     output = run.stderr
-    assert run.returncode == 0, output + "\n" + tail(project / "server.log")
+    assert run.returncode == status, output + "\n" + tail(project / "server.log")
+    started = re.search(r"^servercov: server started: .*, core (\w+)", output, re.M)
+    assert started, output
+    if core != "auto":  # under auto, a COVERAGE_CORE of the user's may decide
+        assert started[1] == core, output
     stopped = re.search(r"^servercov: server stopped by (\S+) in ([\d.]+) s$", output, re.M)
     combined = re.search(r"^servercov: combined (\d+) data files? into", output, re.M)
     assert stopped and combined, output
@@ -153,10 +178,11 @@ def tail(log: Path, lines: int = 40) -> str:
 
 
 def compare_with_ground_truth(project: Path, outcome: Outcome, requests: list,
-                              may_miss: list | None = None) -> None:
+                              may_miss: list | None = None, *, arcs_too: bool = True) -> None:
     """Assert measured == the requests replayed in-process, lines and arcs.
 
     ``may_miss``: requests whose lines may be absent (and only those lines).
+    ``arcs_too``: False when the run measured lines only.
     """
     source = project / "webapp"
     truth = ground_truth(project, requests)
@@ -178,7 +204,10 @@ def compare_with_ground_truth(project: Path, outcome: Outcome, requests: list,
             assert got <= can, f"{name}: extra arcs {sorted(got - can)}"
     else:
         assert lines_differ(lines, truth) == []
-        assert arcs == truth_arcs
+        if arcs_too:
+            assert arcs == truth_arcs
+        else:
+            assert not any(arcs.values()), "a lines-only run recorded arcs"
     outcome.lines = sum(len(v) for v in lines.values())
     outcome.truth_lines = sum(len(v) for v in truth.values())
     outcome.arcs = sum(len(v) for v in arcs.values())
@@ -198,7 +227,13 @@ def check_clean_end(project: Path) -> None:
     assert_no_leftovers(project)
 
 
-@pytest.mark.parametrize("name", list(VARIANTS))
+# uWSGI's py-call-osafterfork aborts every worker on 3.13+: servercov refuses it
+# there (test_uwsgi_osafterfork_is_refused_in_one_line_on_python_313).
+REFUSED = ["uwsgi-master-osafterfork"] if sys.version_info >= (3, 13) else []
+MEASURABLE = [name for name in VARIANTS if name not in REFUSED]
+
+
+@pytest.mark.parametrize("name", MEASURABLE)
 def test_every_worker_and_thread_is_measured_exactly(tmp_path, name):
     project, outcome, output = run_variant(tmp_path, name)
     assert outcome.step == "shutdown_path", output
@@ -208,6 +243,21 @@ def test_every_worker_and_thread_is_measured_exactly(tmp_path, name):
                                                                   for p in ONCE])
     check_clean_end(project)
     record(name, "shutdown_path", outcome)
+
+
+@pytest.mark.parametrize("core", OTHER_CORES)
+@pytest.mark.parametrize("name", MEASURABLE)
+def test_every_core_measures_every_worker_and_thread_exactly(tmp_path, name, core):
+    """The same as above under each core the interpreter offers, forced by ``core =``."""
+    project, outcome, output = run_variant(tmp_path, name, core=core)
+    assert outcome.step == "shutdown_path", output
+    assert outcome.load["problems"] == []
+    assert len(outcome.load["pids"]) == VARIANTS[name].workers
+    compare_with_ground_truth(project, outcome, plan(project) + [["GET", p, None, 200]
+                                                                  for p in ONCE],
+                              arcs_too=not lines_only(core))
+    check_clean_end(project)
+    record(name, f"shutdown_path, core {core}", outcome)
 
 
 @pytest.mark.parametrize("name", SIGNAL_STOPPED)
@@ -227,10 +277,15 @@ def test_a_worker_killed_mid_run_loses_only_its_own_data(tmp_path, name):
     What is requested after the kill (the whole plan again and /after/kill/) must
     be there, and so must each one-off request answered by a surviving worker.
     /once/a/ ran only in the killed worker, which never saved: its lines are gone,
-    which proves the kill really lost that worker's data.
+    which proves the kill really lost that worker's data; so the run fails, and
+    the killed worker is named, alone, on a ``servercov: lost data:`` line.
     """
-    project, outcome, output = run_variant(tmp_path, name, kill=True)
+    project, outcome, output = run_variant(tmp_path, name, kill=True, status=1)
     load = outcome.load
+    lost = [line for line in output.splitlines() if line.startswith("servercov: lost data:")]
+    assert len(lost) == 1, output
+    assert lost[0].startswith(f"servercov: lost data: pid {load['victim']} (")
+    assert "ended while the tests ran without saving: killed by SIGKILL" in lost[0]
     assert outcome.step == "shutdown_path", output
     assert load["victim"] not in load["after_kill"]
     assert load["respawned"] in load["after_kill"]
@@ -265,6 +320,34 @@ def test_servercov_run_measures_gunicorn_exactly(tmp_path):
                                                                   for p in ONCE])
     check_clean_end(project)
     record("gunicorn-sync-module", "servercov run", outcome)
+
+
+def test_uwsgi_osafterfork_is_refused_in_one_line_on_python_313(tmp_path):
+    """On 3.13+ uWSGI's py-call-osafterfork aborts every worker: refused before start.
+
+    Below 3.13 the variant is measured exactly (the tests above); the
+    workaround, py-call-uwsgi-fork-hooks, is measured exactly on every Python.
+    """
+    command = shlex.split(VARIANTS["uwsgi-master-osafterfork"].command)
+    assert known_bugs.refusal(command, tmp_path, {}, python=(3, 12)) is None
+    assert "unbit/uwsgi#2692" in str(known_bugs.refusal(command, tmp_path, {}, python=(3, 13)))
+    hooks = shlex.split(VARIANTS["uwsgi-master-forkhooks"].command)
+    assert known_bugs.refusal(hooks, tmp_path, {}, python=(3, 13)) is None
+    if sys.version_info < (3, 13):
+        assert "uwsgi-master-osafterfork" in MEASURABLE  # and measured exactly above
+        return
+    require_servers()
+    project = make_project(tmp_path, "servers",
+                           servercov=VARIANTS["uwsgi-master-osafterfork"].servercov())
+    run = run_nose2(project, PATH=server_path(), LOAD_WORKERS="4")
+    assert run.returncode != 0
+    lines = servercov_lines(run.stderr)
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("servercov: error: ") and "py-call-osafterfork aborts every " \
+        "worker at fork on Python 3.1" in lines[0], lines
+    assert "unbit/uwsgi#2692" in lines[0] and "py-call-uwsgi-fork-hooks = true" in lines[0]
+    assert not (project / "server.log").exists(), "the server was started"
+    assert_no_leftovers(project)
 
 
 def test_uwsgi_is_installed_by_the_test_extra():

@@ -1,0 +1,128 @@
+"""In-server dumps (snapshots, autosave) hold exactly what coverage itself would save.
+
+The C tracer packs each arc into one integer, in a layout that changed in
+coverage 7.13.2; a dump that unpacks it the wrong way writes line numbers like
+4096 and 1048577.  These tests compare a dump with coverage's own ``save()``
+of the same process, under every core this interpreter offers, on whatever
+coverage is installed (CI runs them on the oldest and the newest declared), and
+check that a coverage whose collector is built in an unknown way is refused in
+one line, as a problem of the process, rather than dumped wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import CORES, REPO, python_env
+
+DUMP_AND_SAVE = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import coverage
+from nose2_servercov import inserver
+folder, core, branch = sys.argv[2], sys.argv[3], sys.argv[4] == "branch"
+cov = coverage.Coverage(data_file=os.path.join(folder, "data"), branch=branch,
+                        source=[folder], config_file=False)
+cov.config.core = core
+cov.start()
+import work
+for n in range(3000):
+    work.classify(n)
+inserver._write_dump(cov, folder)
+cov.stop()
+cov.save()
+def arcs_and_lines(path):
+    data = coverage.CoverageData(path)
+    data.read()
+    return {os.path.basename(f): [sorted(data.lines(f) or ()), sorted(data.arcs(f) or ())]
+            for f in data.measured_files()}
+tracer = cov._collector.tracer_name()
+print(json.dumps({"tracer": tracer, "saved": arcs_and_lines(os.path.join(folder, "data")),
+                  "dumped": arcs_and_lines(os.path.join(folder, "data.servercov-dump.pid"
+                                                                + str(os.getpid())))}))
+"""
+
+# Line numbers past 4096 (2**12) and negative arcs (entries, exits): what a wrong
+# unpacking would garble.
+WORK = "def classify(n):\n" + "\n" * 5000 + """
+    if n % 3 == 0:
+        return "fizz"
+    for _ in range(n % 2):
+        pass
+    return "other"
+"""
+
+TRACERS = {"ctrace": "CTracer", "pytrace": "PyTracer", "sysmon": "SysMonitor"}
+
+
+@pytest.mark.parametrize("branch", ["branch", "lines"])
+@pytest.mark.parametrize("core", CORES)
+def test_a_dump_holds_exactly_what_coverage_saves(tmp_path, core, branch):
+    if core == "sysmon" and branch == "branch" and sys.version_info < (3, 14):
+        branch = "lines"  # sysmon measures branches only from 3.14 (coverage falls back)
+    (tmp_path / "work.py").write_text(WORK)
+    run = subprocess.run([sys.executable, "-c", DUMP_AND_SAVE, str(REPO), str(tmp_path), core,
+                          branch], cwd=tmp_path, env=python_env(PYTHONPATH=str(tmp_path)),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["tracer"] == TRACERS[core]
+    saved, dumped = result["saved"]["work.py"], result["dumped"]["work.py"]
+    assert max(saved[0]) > 5000  # the lines beyond 4096 are there
+    assert dumped == saved
+    if branch == "branch":
+        assert any(a < 0 or b < 0 for a, b in dumped[1]), "no entry or exit arc measured"
+
+
+UNKNOWN_COLLECTOR = """
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import coverage
+from nose2_servercov import inserver
+folder = sys.argv[2]
+cov = coverage.Coverage(data_file=os.path.join(folder, "data"), branch=True,
+                        source=[folder], config_file=False)
+cov.start()
+import work
+work.classify(3)
+
+class Future(type(cov._collector)):
+    # As a coverage release might: its flush reads something servercov does not copy.
+    def flush_data(self):
+        return self.packing_of_2030
+
+cov._collector.__class__ = Future
+inserver._start_answering_snapshots()
+with open(os.path.join(folder, "request"), "w") as f:
+    f.write("1")
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline and any(
+        t.name == "servercov-snapshots" for t in threading.enumerate()):
+    time.sleep(0.02)
+print("thread ended" if time.monotonic() < deadline else "thread still running")
+"""
+
+
+def test_a_coverage_whose_collector_is_unknown_is_refused_in_one_line(tmp_path):
+    (tmp_path / "work.py").write_text(WORK)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    env = python_env(PYTHONPATH=str(tmp_path), SERVERCOV_CONTROL=str(tmp_path),
+                     SERVERCOV_RUN_DIR=str(run_dir))
+    run = subprocess.run([sys.executable, "-c", UNKNOWN_COLLECTOR, str(REPO), str(tmp_path)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "thread ended"
+    problems = list(run_dir.glob("problem.*"))
+    assert len(problems) == 1
+    lines = problems[0].read_text().splitlines()
+    assert len(lines) == 1
+    assert "flushes its collector in a way servercov does not know" in lines[0]
+    assert "Collector.packing_of_2030" in lines[0]
+    assert lines[0] in run.stderr  # said on the server's output too
+    assert not list(Path(tmp_path).glob("data.servercov-dump.*")), "a dump was written"
