@@ -5,6 +5,11 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 SERVERS = ["flask>=2.2", "gunicorn>=21", "waitress>=2.1"]
+TOOLS = ["pytest>=8", "pytest-timeout", "ruff"]
+# FastAPI/ASGI, Django, gevent and eventlet: the helpers import them lazily, the
+# tests and examples run them (httpx for Starlette's TestClient).
+FRAMEWORKS = ["fastapi>=0.100", "httpx", "uvicorn>=0.30", "hypercorn>=0.16", "django>=4.2",
+              "gevent>=23", "eventlet>=0.35", "packaging"]
 # examples/browser: driven in Debian's Chromium (no browser download)
 BROWSER = ["selenium>=4.11", "playwright>=1.40"]
 
@@ -22,8 +27,9 @@ setup(
     extras_require={
         "sample": ["flask>=2.2"],
         "uwsgi": ["uwsgi>=2.0.22"],
+        "frameworks": FRAMEWORKS,
         "browser": BROWSER,
-        "test": [*SERVERS, "uwsgi>=2.0.22", "pytest>=8", "pytest-timeout", "ruff", *BROWSER],
+        "test": [*SERVERS, *FRAMEWORKS, *BROWSER, "uwsgi>=2.0.22", *TOOLS],
     },
     entry_points={"console_scripts": ["servercov = nose2_servercov.__main__:run"]},
     classifiers=[

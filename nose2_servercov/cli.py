@@ -170,13 +170,27 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 
 @contextlib.contextmanager
 def _on_stop_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """Route SIGINT and SIGTERM to ``handler`` for the block; restore them after."""
-    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """Route SIGINT and SIGTERM to ``handler`` for the block; restore them after.
+
+    Once a stop signal came, they stay ignored instead: the run is ending, and a
+    second Ctrl-C between the report and the exit must neither kill servercov
+    (losing the command's status) nor print a traceback.
+    """
+    received: list[int] = []
+
+    def noted(signum: int, frame: Any) -> None:
+        received.append(signum)
+        handler(signum, frame)
+
+    saved = {sig: signal.signal(sig, noted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for sig, previous in saved.items():
-            signal.signal(sig, previous)
+        if received:
+            _ignore_stop_signals()
+        else:
+            for sig, previous in saved.items():
+                signal.signal(sig, previous)
 
 
 def _raise_stop(signum: int, frame: Any) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from nose2_servercov import accounting, cores, data, known_bugs, network, preflight
+from nose2_servercov import accounting, cores, data, greenlets, known_bugs, network, preflight
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ConfigError, DataError, LostDataError, ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
@@ -38,7 +38,8 @@ class ServerSession:
         self.verbose = verbose
         self.err = err or sys.stderr
         self.out = out or sys.stdout
-        self.settings = data.server_settings(config.rcfile)
+        # gunicorn -k gevent and the like: coverage must know before anything reads them.
+        self.settings = greenlets.announced(data.server_settings(config.rcfile), config.command)
         if config.contexts == "test":
             self.settings.show_contexts = True  # [html] show_contexts
         self.core = cores.choose_core(self.settings, config.core, server_env=config.env,
