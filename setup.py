@@ -8,6 +8,10 @@ dependencies and the extras.
 from setuptools import find_packages, setup
 
 SERVERS = ["flask>=2.2", "gunicorn>=21", "waitress>=2.1"]
+# FastAPI/ASGI, Django, gevent and eventlet: the helpers import them lazily, the
+# tests and examples run them (httpx for Starlette's TestClient).
+FRAMEWORKS = ["fastapi>=0.100", "httpx", "uvicorn>=0.30", "hypercorn>=0.16", "django>=4.2",
+              "gevent>=23", "eventlet>=0.35", "packaging"]
 # examples/browser: driven in Debian's Chromium (no browser download)
 BROWSER = ["selenium>=4.11", "playwright>=1.40"]
 TOOLS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "pytest-cov", "mypy", "types-requests",
@@ -21,7 +25,8 @@ setup(
         "sample": ["flask>=2.2"],
         "pytest": ["pytest>=7"],
         "uwsgi": ["uwsgi>=2.0.22"],
+        "frameworks": FRAMEWORKS,
         "browser": BROWSER,
-        "test": [*SERVERS, "uwsgi>=2.0.22", *TOOLS, *BROWSER],
+        "test": [*SERVERS, *FRAMEWORKS, *BROWSER, "uwsgi>=2.0.22", *TOOLS],
     },
 )

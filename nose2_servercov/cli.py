@@ -171,13 +171,27 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 
 @contextlib.contextmanager
 def _on_stop_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """Route SIGINT and SIGTERM to ``handler`` for the block; restore them after."""
-    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """Route SIGINT and SIGTERM to ``handler`` for the block; restore them after.
+
+    Once a stop signal came, they stay ignored instead: the run is ending, and a
+    second Ctrl-C between the report and the exit must neither kill servercov
+    (losing the command's status) nor print a traceback.
+    """
+    received: list[int] = []
+
+    def noted(signum: int, frame: Any) -> None:
+        received.append(signum)
+        handler(signum, frame)
+
+    saved = {sig: signal.signal(sig, noted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for sig, previous in saved.items():
-            signal.signal(sig, previous)
+        if received:
+            _ignore_stop_signals()
+        else:
+            for sig, previous in saved.items():
+                signal.signal(sig, previous)
 
 
 def _raise_stop(signum: int, frame: Any) -> None:
@@ -344,6 +358,7 @@ def _run_command(command: list[str], session: ServerSession, stops: _StopSignals
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             _say(f"error: cannot run {command[0]!r}: {reason}")
             return NOT_FOUND
+        session.guard(child.pid)  # ended with the server if this process dies
         return _exit_status(_wait_for_command(child, stops, wakeup,
                                               session.config.shutdown_timeout))
 
@@ -361,7 +376,7 @@ def _serve(args: argparse.Namespace) -> int:
     control: ControlAgent | None = getattr(args, "control_agent", None)
     path = state_path(config.rcfile)
     previous = read_state(path)
-    if previous is not None and previous.is_running():
+    if previous is not None and previous.is_serve_for(config.rcfile):
         raise ServeError(f"a servercov serve is already running for {config.rcfile} "
                          f"(pid {previous.serve_pid}, {previous.url}); end it with: "
                          "servercov stop")

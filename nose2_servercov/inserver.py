@@ -48,21 +48,125 @@ def _start_coverage() -> Any:
     return coverage.Coverage.current()
 
 
+# A TERM that reaches a child of a process pool (multiprocessing: hypercorn's and
+# uvicorn's workers) while its parent lives is left to that parent for this long:
+# the parent stops its children its own way (hypercorn through an event), and
+# raising SystemExit in a child's event loop would cancel its shutdown code.
+DEFER_TO_PARENT_SECONDS = 5.0
+_exiting = False  # set once atexit runs: the data is being saved
+_deferred = False
+
+
+def _mark_exiting() -> None:
+    global _exiting
+    _exiting = True
+
+
+def _pool_parent() -> int | None:
+    """Return the pid of the live multiprocessing parent that owns this process, if any."""
+    process = sys.modules.get("multiprocessing.process")
+    parent = process.parent_process() if process is not None else None
+    if parent is None or parent.pid != os.getppid():
+        return None
+    return int(parent.pid)
+
+
+def _wait_for_parent_then_exit(parent: int) -> None:
+    deadline = time.monotonic() + DEFER_TO_PARENT_SECONDS
+    while os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     """Turn SIGTERM into an orderly exit, so that atexit saves the coverage data.
 
     Saving from inside the handler could deadlock on the collector's lock while
     a request is traced; raising SystemExit unwinds to the normal exit instead.
+    The handler stays: a server that swallows the SystemExit (wsgiref's bare
+    ``except:``) gets it again on the next TERM, while a TERM that comes once
+    the data is being saved (atexit runs) ends the process as TERM does.
+    A pool child whose parent lives leaves the first TERM to the parent (see
+    DEFER_TO_PARENT_SECONDS), and exits the orderly way if the parent has not
+    stopped it by then.
     """
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    global _deferred
+    if _exiting:
+        _original_signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    parent = None if _deferred else _pool_parent()
+    if parent is not None:
+        _deferred = True
+        threading.Thread(target=_wait_for_parent_then_exit, args=(parent,),
+                         name="servercov-term", daemon=True).start()
+        return
     raise SystemExit(128 + signum)
 
 
+_original_signal = signal.signal
+_original_getsignal = signal.getsignal
+
+
+def _signal(signalnum: Any, handler: Any) -> Any:
+    """``signal.signal``, where the default action of SIGTERM saves the data first.
+
+    Servers reset SIGTERM to SIG_DFL (gunicorn's uvicorn worker does after the
+    fork) and re-raise it once their own graceful shutdown is done (uvicorn):
+    with the true default the process would then die without saving.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if signalnum == signal.SIGTERM and handler == signal.SIG_DFL and main:
+        handler = _exit_on_sigterm
+    previous = _original_signal(signalnum, handler)
+    return signal.SIG_DFL if previous is _exit_on_sigterm else previous
+
+
+def _getsignal(signalnum: Any) -> Any:
+    current = _original_getsignal(signalnum)
+    return signal.SIG_DFL if current is _exit_on_sigterm else current
+
+
 def _save_on_sigterm() -> None:
-    """Install the SIGTERM handler where the process has none of its own."""
+    """Install the SIGTERM handler where the process has none of its own; keep it the default."""
     is_main = threading.current_thread() is threading.main_thread()
-    if is_main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if is_main and _original_getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        _original_signal(signal.SIGTERM, _exit_on_sigterm)
+        # Registered after coverage's own atexit, so it runs before coverage saves.
+        atexit.register(_mark_exiting)
+        signal.signal = _signal
+        signal.getsignal = _getsignal
+
+
+def _unannounced_greenlets(cov: Any) -> str | None:
+    """Return gevent or eventlet if it monkey-patched this process but coverage was not told."""
+    concurrency = set(cov.config.concurrency or ())
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and "gevent" not in concurrency and monkey.is_module_patched("socket"):
+        return "gevent"
+    patcher = sys.modules.get("eventlet.patcher")
+    if (patcher is not None and "eventlet" not in concurrency
+            and patcher.is_monkey_patched("socket")):
+        return "eventlet"
+    return None
+
+
+def _refuse_unannounced_greenlets(cov: Any) -> None:
+    """Refuse this process's data if it ran greenlets that coverage did not follow.
+
+    Such data holds lines of other frames recorded against the wrong file at
+    greenlet switches (line numbers past the end of a file): it must not reach
+    a report silently, and coverage cannot be told once it has started.
+    """
+    try:
+        library = _unannounced_greenlets(cov)
+    except Exception:
+        return
+    if library:
+        rcfile = os.environ.get("COVERAGE_PROCESS_START") or "the rcfile"
+        _report_problem(f"this process runs {library} greenlets that coverage does not follow, "
+                        f"so its lines cannot be trusted: add 'concurrency = {library}, thread' "
+                        f"to [run] in {rcfile}")
 
 
 def _trace_threads_made_in_c() -> None:
@@ -239,7 +343,7 @@ def _answer_snapshots(control: str, autosave: float) -> None:
                 seen = signature
                 with open(request) as f:
                     generation = f.read().strip()
-                if generation and generation != answered:
+                if generation.isascii() and generation.isdigit() and generation != answered:
                     dumped = _measured_size(cov)
                     _write_dump(cov, control)
                     _replace_atomically(ack, generation)
@@ -408,6 +512,7 @@ def install() -> None:
     if in_uwsgi:
         _register_uwsgi_workers()
     _save_on_sigterm()
+    atexit.register(_refuse_unannounced_greenlets, cov)
     _trace_threads_made_in_c()
     _keep_data_of_a_master_that_never_exits(cov)
     # Not in the uWSGI master: a worker forked without Python's fork hooks keeps

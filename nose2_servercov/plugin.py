@@ -181,13 +181,13 @@ class ServerCoverage(Plugin):
             else:
                 os.environ[name] = value
         self.saved_env = {}
-        if not self.interrupts.received:
-            for sig, previous in self.saved_signals.items():
-                signal.signal(sig, previous)
-            self.saved_signals = {}
-        # Once interrupted, the run is ending: our handler stays (it only notes a
-        # signal now), so a later Ctrl-C or TERM cannot kill nose2 or print a
-        # traceback between the report and the exit.
+        # Once interrupted, the run is ending: the signals stay ignored, so a later
+        # Ctrl-C or TERM cannot kill nose2 or print a traceback between the report
+        # and the exit.  SIG_IGN, not our handler: Python's finalization resets
+        # Python-level handlers to SIG_DFL, and a signal landing then would kill it.
+        for sig, previous in self.saved_signals.items():
+            signal.signal(sig, signal.SIG_IGN if self.interrupts.received else previous)
+        self.saved_signals = {}
         if self.interrupts.received and not self.failure:
             name = signal.Signals(self.interrupts.received[0]).name
             self._fail(f"interrupted by {name}: the server was stopped "

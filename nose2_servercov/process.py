@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,10 +21,14 @@ from pathlib import Path
 from typing import IO
 
 from nose2_servercov.errors import ServerStartError
+from nose2_servercov.keeper import Keeper
 
 TAIL_LINES = 30
 REFUSED_GRACE = 0.5  # seconds a server that refused the shutdown call may take to end
 PF_EXITING = 0x4  # /proc/<pid>/stat flags: the process has begun to exit (linux/sched.h)
+# Seconds the keeper gives the server to save its data after the process that
+# started it died, before KILL: orphans must end within a second or two.
+KEEPER_GRACE = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class ServerProcess:
         self._pump: threading.Thread | None = None
         self._outcome: StopOutcome | None = None
         self._lock = threading.Lock()
+        self._keeper: Keeper | None = None
 
     @property
     def pid(self) -> int:
@@ -86,23 +92,46 @@ class ServerProcess:
         assert self._popen is not None, "the server was not started"
         return self._popen.pid
 
-    def start(self) -> None:
-        """Start the command in its own process group, its output drained by a thread."""
+    def start(self, *, stop_signal: signal.Signals = signal.SIGTERM,
+              grace: float = KEEPER_GRACE, hold: Sequence[int] = ()) -> None:
+        """Start the command in its own process group, its output drained by a thread.
+
+        A keeper process started first guards the group: if this process dies
+        before stop() (even by SIGKILL), it sends ``stop_signal`` to the group,
+        then KILL after ``grace`` seconds.  It holds the descriptors ``hold``
+        (the run lock) until then.
+        """
         if self.log:
             self.log.parent.mkdir(parents=True, exist_ok=True)
         log_file = open(self.log, "ab") if self.log else None  # noqa: SIM115 (the pump closes it)
+        keeper = Keeper(stop_signal=stop_signal, grace=grace, hold=hold)
+        try:
+            keeper.start()
+        except OSError as exc:
+            if log_file:
+                log_file.close()
+            raise ServerStartError(f"cannot start servercov's keeper process "
+                                   f"({sys.executable}): {exc.strerror or exc}") from None
         try:
             self._popen = subprocess.Popen(
                 self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
+            keeper.disarm()
             if log_file:
                 log_file.close()
             raise ServerStartError(f"cannot start the server command {self.argv[0]!r} "
                                    f"in {self.cwd}: {exc.strerror or exc}") from None
+        keeper.guard_group(self._popen.pid)
+        self._keeper = keeper
         self._pump = threading.Thread(target=self._drain, args=(log_file,),
                                       name="servercov-output", daemon=True)
         self._pump.start()
+
+    def guard(self, pid: int) -> None:
+        """Have the keeper also end ``pid`` (the test command) if this process dies."""
+        if self._keeper is not None:
+            self._keeper.guard_pid(pid)
 
     def _drain(self, log_file: IO[bytes] | None) -> None:
         assert self._popen is not None and self._popen.stdout is not None
@@ -229,8 +258,12 @@ class ServerProcess:
         """
         with self._lock:
             if self._outcome is None:
-                self._outcome = self._stop(request_shutdown, stop_signal, timeout,
-                                           before_signal)
+                try:
+                    self._outcome = self._stop(request_shutdown, stop_signal, timeout,
+                                               before_signal)
+                finally:
+                    if self._keeper is not None:  # the group is reaped: nothing left to guard
+                        self._keeper.disarm()
             return self._outcome
 
     def _stop(self, request_shutdown: Callable[[], str | None] | None,

@@ -5,7 +5,12 @@ mode 0700, file 0600: what it holds is the user's alone).  A serve that
 crashed leaves it behind; its pid may since belong to another process, so
 the file also holds the serve's start time from ``/proc``, and a state whose
 process is gone or is not the same process is stale: never obeyed, replaced
-by the next serve.
+by the next serve.  Before ``stop`` signals (or ``snapshot`` trusts) the pid
+a state names, the process must also prove to be a ``servercov serve`` for
+this very rcfile: its command line (``servercov serve``, ``python -m
+nose2_servercov serve``, with its ``--rcfile`` resolved against its working
+folder) is read from ``/proc``, so a forged or garbled state file can never
+get another process signalled.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nose2_servercov.errors import ServeError
+from nose2_servercov.config import find_rcfile
+from nose2_servercov.errors import ServeError, ServercovError
 from nose2_servercov.process import proc_stat
 
 STATE_FILE = Path(".servercov") / "serve.json"
@@ -57,6 +63,10 @@ class ServeState:
         """Return whether the serve that wrote this state still runs (same pid, same start)."""
         return process_start_time(self.serve_pid) == self.serve_started
 
+    def is_serve_for(self, rcfile: Path) -> bool:
+        """Return whether the same process still runs, and is a serve of ``rcfile``."""
+        return self.is_running() and serves_rcfile(self.serve_pid, rcfile)
+
     def write(self, path: Path) -> None:
         """Write the state for this user only, atomically."""
         path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -76,11 +86,68 @@ def read_state(path: Path) -> ServeState | None:
         return None
 
 
+def _command_line(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return [word.decode("utf-8", "surrogateescape") for word in raw.rstrip(b"\0").split(b"\0")]
+
+
+def _serve_arguments(argv: list[str]) -> list[str] | None:
+    """Return the arguments after ``serve`` if ``argv`` runs ``servercov serve``, else None."""
+    for index, word in enumerate(argv):
+        path = Path(word)
+        is_servercov = (path.name == "servercov"
+                        or (path.name == "__main__.py" and path.parent.name == "nose2_servercov")
+                        or (word in ("nose2_servercov", "nose2_servercov.__main__")
+                            and index > 0 and argv[index - 1] == "-m"))
+        if is_servercov:
+            rest = argv[index + 1:]
+            return rest[1:] if rest[:1] == ["serve"] else None
+    return None
+
+
+def _rcfile_argument(arguments: list[str]) -> str | None:
+    """Return the ``--rcfile`` value among serve's arguments (argparse takes prefixes too)."""
+    for index, word in enumerate(arguments):
+        name, equals, value = word.partition("=")
+        if len(name) > 3 and "--rcfile".startswith(name):
+            if equals:
+                return value
+            return arguments[index + 1] if index + 1 < len(arguments) else None
+    return None
+
+
+def serves_rcfile(pid: int, rcfile: Path) -> bool:
+    """Return whether ``pid`` runs ``servercov serve`` for ``rcfile`` (from its command line)."""
+    argv = _command_line(pid)
+    arguments = _serve_arguments(argv) if argv else None
+    if arguments is None:
+        return False
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        return find_rcfile(_rcfile_argument(arguments), start=cwd) == rcfile.resolve()
+    except (OSError, ServercovError):
+        return False
+
+
 def running_serve(rcfile: Path) -> ServeState:
-    """Return the state of the serve running for ``rcfile``; raise if none runs."""
-    state = read_state(state_path(rcfile))
+    """Return the state of the serve running for ``rcfile``; raise if none runs.
+
+    A state whose pid runs but is not a ``servercov serve`` for ``rcfile`` is
+    refused, naming the process, so that nothing signals it.
+    """
+    path = state_path(rcfile)
+    state = read_state(path)
     if state is None or not state.is_running():
         raise ServeError(f"no servercov serve is running for {rcfile}")
+    if not serves_rcfile(state.serve_pid, rcfile):
+        command = " ".join(_command_line(state.serve_pid) or ["?"])[:160]
+        raise ServeError(f"{path} names pid {state.serve_pid} ({command}), which is not a "
+                         f"servercov serve for {rcfile}: nothing was signalled; remove the file "
+                         "if no serve runs")
     return state
 
 

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from nose2_servercov import accounting, cores, data, known_bugs, network, preflight
+from nose2_servercov import accounting, cores, data, greenlets, known_bugs, network, preflight
 from nose2_servercov.config import ServerConfig
 from nose2_servercov.errors import ConfigError, DataError, LostDataError, ServerStartError
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
+from nose2_servercov.runlock import RunLock
 
 if TYPE_CHECKING:
     from nose2_servercov.remote import RemoteRun
@@ -37,7 +38,8 @@ class ServerSession:
         self.verbose = verbose
         self.err = err or sys.stderr
         self.out = out or sys.stdout
-        self.settings = data.server_settings(config.rcfile)
+        # gunicorn -k gevent and the like: coverage must know before anything reads them.
+        self.settings = greenlets.announced(data.server_settings(config.rcfile), config.command)
         if config.contexts == "test":
             self.settings.show_contexts = True  # [html] show_contexts
         self.core = cores.choose_core(self.settings, config.core, server_env=config.env,
@@ -62,6 +64,7 @@ class ServerSession:
             from nose2_servercov.remote import RemoteRun
 
             self.remote = RemoteRun(config, out=self.out, err=self.err)
+        self.run_lock = RunLock(data.control_dir(self.settings), say=self.say)
         refused = known_bugs.refusal(config.command, config.cwd, self.server_env())
         if refused:  # before anything starts
             raise ConfigError(f"{config.rcfile}: [servercov] command: {refused}")
@@ -142,11 +145,28 @@ class ServerSession:
         return owned is not False
 
     def start(self) -> str:
-        """Start the server measured and wait until it is ready; return its URL."""
-        preflight.check_before_start(self.config, self.settings)
-        if self.remote is not None:
+        """Start the server measured and wait until it is ready; return its URL.
+
+        First the run lock (one run at a time per data folder: refused in one
+        line, nothing started, nothing erased), then what an earlier run left
+        running is stopped, and only then are stale data files erased.
+        """
+        preflight.check_before_start(self.config, self.settings)  # nothing to undo yet
+        if self.remote is not None:  # nothing starts here: no server to guard or lock for
             self.url = self.remote.start()
             return self.url
+        # LIFO at exit: the server is stopped (registered below) before the lock goes.
+        atexit.register(self.run_lock.release)
+        self.run_lock.acquire(stop_signal=self.config.stop_signal,
+                              timeout=self.config.shutdown_timeout)
+        try:
+            return self._start()
+        except BaseException:
+            if self.process is None or self.process.stopped:
+                self.run_lock.release()  # nothing of this run is left to write data
+            raise
+
+    def _start(self) -> str:
         data.erase_stale_data(self.settings)
         self.run_dir = accounting.make_run_dir()
         atexit.register(accounting.remove_run_dir, self.run_dir)
@@ -161,11 +181,12 @@ class ServerSession:
             self._command(), cwd=self.config.cwd, env=self.server_env(), log=self.config.log,
             echo=self.err if self.verbose else None)
         try:
-            self.process.start()
+            self.process.start(stop_signal=self.config.stop_signal, hold=self.run_lock.held())
         except ServerStartError:
             self.process = None
             accounting.remove_run_dir(self.run_dir)
             raise
+        self.run_lock.record_server(self.process.pid)
         atexit.register(self.stop)
         awaited = (f"{self.url}{self.config.ready_path} to answer with a status < 500"
                    if self.config.ready_path else f"port {self.port} to accept connections")
@@ -183,6 +204,12 @@ class ServerSession:
         self.say(f"server started: pid {self.process.pid}, {self.url}, "
                  f"ready in {seconds:.2f} s, {self.core.describe()}")
         return self.url
+
+    def guard(self, pid: int) -> None:
+        """End ``pid`` (the test command of ``servercov run``) with the server if we die."""
+        if self.process is not None:
+            self.process.guard(pid)
+        self.run_lock.record_command(pid)
 
     def running(self) -> bool:
         """Return whether the server command still runs."""
@@ -230,6 +257,7 @@ class ServerSession:
             request_shutdown=self._request_shutdown if self.config.shutdown_path else None,
             stop_signal=self.config.stop_signal, timeout=self.config.shutdown_timeout,
             before_signal=self._save_before_signal)
+        self.run_lock.server_gone = not self.process.alive()  # then a next session may lock
         if first and not quiet:
             self.say(f"server stopped by {outcome.step} in {outcome.seconds:.2f} s")
             for note in outcome.notes:
@@ -281,6 +309,12 @@ class ServerSession:
         """Stop the server, account for every process's data, combine it, write the reports."""
         if self.remote is not None:
             return self.remote.finish()
+        try:
+            return self._finish()
+        finally:
+            self.run_lock.release()  # the reports are written: the next run may erase
+
+    def _finish(self) -> data.ReportResult:
         if self.process is None or self.run_dir is None:
             raise ServerStartError("the server was not started: there is nothing to report")
         outcome = self.stop()

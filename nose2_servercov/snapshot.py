@@ -28,12 +28,54 @@ from nose2_servercov.process import group_members
 _PID_IN_NAME = re.compile(r"\.pid(\d+)(?:\.|$)")
 
 
+def _is_generation(text: str) -> bool:
+    """Return whether ``text`` is a well-formed request: a decimal generation number."""
+    return text.isascii() and text.isdigit()
+
+
 def _answered(control: Path, pid: int) -> int | None:
-    """Return the last generation ``pid`` answered, None if it never registered."""
+    """Return the last generation ``pid`` answered, None if it never registered.
+
+    An answer that is not a decimal number (not written by servercov) counts
+    as no answer yet, so the snapshot waits for a real one and fails at its
+    deadline rather than reporting without that process.
+    """
     try:
-        return int((control / f"ack.{pid}").read_text() or 0)
-    except (OSError, ValueError):
+        text = (control / f"ack.{pid}").read_text().strip()
+    except OSError:
         return None
+    return int(text) if _is_generation(text) else -1
+
+
+def _next_generation(control: Path) -> int:
+    """Return a generation above the last request and above every answer, or raise.
+
+    A request the server processes would not obey (anything but a decimal
+    number: servercov never writes one) is removed and reported, and the
+    snapshot fails: what such a request was meant to do is unknown, and no
+    report may be written as if all were well.
+    """
+    request = control / "request"
+    try:
+        text = request.read_text().strip()
+    except FileNotFoundError:
+        text = "0"
+    if not _is_generation(text):
+        request.unlink(missing_ok=True)
+        raise ServeError(f"{request} held a malformed snapshot request {text[:40]!r} "
+                         "(servercov writes a decimal number there): the server processes "
+                         "ignored it and no report was written; it is removed, so the next "
+                         "snapshot works")
+    answers = [int(t) for t in (_read(path) for path in control.glob("ack.*"))
+               if _is_generation(t)]
+    return max([int(text), *answers]) + 1
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
@@ -48,10 +90,7 @@ def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
     """
     control = data.control_dir(settings)
     request = control / "request"
-    try:
-        generation = int(request.read_text()) + 1
-    except (OSError, ValueError):
-        generation = 1
+    generation = _next_generation(control)
     temporary = control / "request.tmp"
     temporary.write_text(str(generation))
     os.replace(temporary, request)

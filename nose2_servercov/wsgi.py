@@ -7,12 +7,14 @@ same app can ship to production: there the middleware passes every request on.
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import json
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -26,6 +28,26 @@ DEFAULT_SHUTDOWN_PATH = "/servercov/shutdown/"
 CLOSE_GRACE_SECONDS = 1.0
 
 WSGIApp = Callable[..., Iterable[bytes]]
+
+
+# A stop aimed at the main thread is sent again this often until the process is
+# exiting: a single-threaded server (wsgiref) may swallow the first SystemExit in
+# the bare ``except:`` around the request it is finishing.
+RESIGNAL_SECONDS = 0.1
+RESIGNAL_LIMIT = 100
+
+
+def token_matches(given: str | bytes, token: str) -> bool:
+    """Return whether ``given`` is ``token``, compared in constant time."""
+    if isinstance(given, str):
+        given = given.encode("latin-1", "replace")
+    return bool(token) and hmac.compare_digest(given, token.encode())
+
+
+def is_control_path(shutdown_path: str, full_path: str, inner_path: str) -> bool:
+    """Return whether a request is for ``shutdown_path``, with or without its mount prefix."""
+    wanted = "/" + shutdown_path.strip("/")
+    return wanted in ("/" + full_path.strip("/"), "/" + inner_path.strip("/"))
 
 
 def _stop_uwsgi() -> None:
@@ -49,18 +71,102 @@ def _stop_uwsgi() -> None:
         os.killpg(os.getpgid(0), signal.SIGHUP)
 
 
+def _pool_parent() -> int | None:
+    """Return the pid of the multiprocessing parent that supervises this process, if any."""
+    process = sys.modules.get("multiprocessing.process")
+    parent = process.parent_process() if process is not None else None
+    return parent.pid if parent is not None and parent.pid == os.getppid() else None
+
+
+def _monkey_patched() -> bool:
+    """Return whether gevent or eventlet has patched threading (thread idents are greenlets')."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    try:
+        return bool((gevent_monkey and gevent_monkey.is_module_patched("threading"))
+                    or (eventlet_patcher and eventlet_patcher.is_monkey_patched("thread")))
+    except Exception:
+        return False
+
+
+def _stop_main_thread() -> None:
+    """Send SIGTERM to the main thread until the process is on its way out.
+
+    servercov's in-server hook turns it into SystemExit; the select() of a
+    server waiting for connections wakes up at once.  A server that swallows
+    the SystemExit while it finishes a request gets it again, until the main
+    thread has finished or atexit has begun (a TERM then would cut the save).
+    """
+    if _monkey_patched():
+        _exit_main_greenlet()
+        return
+    exiting = threading.Event()
+    atexit.register(exiting.set)  # registered last, so it runs first at exit
+    main = threading.main_thread()
+    for _ in range(RESIGNAL_LIMIT):
+        if exiting.is_set() or not main.is_alive():
+            return
+        signal.pthread_kill(main.ident or 0, signal.SIGTERM)
+        time.sleep(RESIGNAL_SECONDS)
+
+
+def _exit_main_greenlet() -> None:
+    """Raise SystemExit in the program's main greenlet, as gevent does for Ctrl-C.
+
+    Under gevent or eventlet this "thread" is a greenlet of the main thread: a
+    signal sent from here would run its handler here, and threading swallows a
+    SystemExit raised in a thread.
+    """
+    import greenlet  # type: ignore[import-untyped]
+
+    root = greenlet.getcurrent()
+    while root.parent is not None:
+        root = root.parent
+    root.throw(SystemExit(128 + signal.SIGTERM))
+
+
+def server_name(environ: dict[str, Any]) -> str:
+    """Return which server runs this process: uwsgi, gunicorn, hypercorn, uvicorn or other."""
+    software = str(environ.get("SERVER_SOFTWARE", ""))
+    if "uwsgi.version" in environ or "uwsgi" in sys.modules:
+        return "uwsgi"
+    if software.startswith("gunicorn") or "gunicorn.arbiter" in sys.modules:
+        return "gunicorn"  # any worker class, uvicorn's included
+    for name in ("hypercorn", "uvicorn"):
+        if name in sys.modules:
+            return name
+    return "other"
+
+
 def stop_server(environ: dict[str, Any]) -> None:
     """Ask the server this request runs under to stop in its orderly way."""
-    software = str(environ.get("SERVER_SOFTWARE", ""))
-    if "uwsgi.version" in environ:
+    server = server_name(environ)
+    if server == "uwsgi":
         _stop_uwsgi()
-    elif software.startswith("gunicorn"):
+    elif server == "gunicorn":
         os.kill(os.getppid(), signal.SIGTERM)  # the arbiter stops every worker gracefully
+    elif server in ("hypercorn", "uvicorn"):
+        # Both handle TERM themselves; with --workers or --reload the parent is a
+        # supervisor that stops its workers its own way (hypercorn: an event).
+        os.kill(_pool_parent() or os.getpid(), signal.SIGTERM)
     else:
-        # Werkzeug's dev server, waitress: servercov's in-server hook turns
-        # SIGTERM into an orderly exit that saves the coverage data.  Aimed at
-        # the main thread, so that its select() wakes up at once.
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+        # Werkzeug's dev server, waitress, wsgiref, Django's runserver.
+        _stop_main_thread()
+
+
+def _stop_when_sent(sent: threading.Event, environ: dict[str, Any]) -> None:
+    sent.wait(CLOSE_GRACE_SECONDS)
+    try:
+        stop_server(environ)
+    except Exception as exc:  # servercov's stop signal then stops it from outside
+        sys.stderr.write(f"servercov: the shutdown route could not stop the server: "
+                         f"{exc!r}\n")
+
+
+def stop_after(sent: threading.Event, environ: dict[str, Any]) -> None:
+    """Stop the server once ``sent`` is set (the answer is out), or after a grace period."""
+    threading.Thread(target=_stop_when_sent, args=(sent, dict(environ)),
+                     name="servercov-stop", daemon=True).start()
 
 
 class _StopAfterResponse:
@@ -68,11 +174,11 @@ class _StopAfterResponse:
 
     def __init__(self, body: bytes, environ: dict[str, Any]) -> None:
         self.body = body
-        # A copy: uWSGI empties the request's environ once the response is sent,
-        # and a stop that cannot tell uWSGI from Werkzeug would TERM a uWSGI worker.
-        self.environ = dict(environ)
         self.sent = threading.Event()
-        threading.Thread(target=self._stop, name="servercov-stop", daemon=True).start()
+        # stop_after keeps a copy of the environ: uWSGI empties the request's once the
+        # response is sent, and a stop that cannot tell uWSGI from Werkzeug would
+        # TERM a uWSGI worker.
+        stop_after(self.sent, environ)
 
     def __iter__(self) -> Iterator[bytes]:
         yield self.body
@@ -80,14 +186,6 @@ class _StopAfterResponse:
 
     def close(self) -> None:
         self.sent.set()
-
-    def _stop(self) -> None:
-        self.sent.wait(CLOSE_GRACE_SECONDS)
-        try:
-            stop_server(self.environ)
-        except Exception as exc:  # servercov's stop signal then stops it from outside
-            sys.stderr.write(f"servercov: the shutdown route could not stop the server: "
-                             f"{exc!r}\n")
 
 
 def _report_problem(message: str) -> None:
@@ -209,8 +307,9 @@ class ServercovMiddleware:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = "/" + (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).strip("/")
-        if not self.token or path != self.shutdown_path:
+        inner = environ.get("PATH_INFO", "")
+        full = environ.get("SCRIPT_NAME", "") + inner
+        if not self.token or not is_control_path(self.shutdown_path, full, inner):
             if self.switch_context is None:
                 return self.app(environ, start_response)
             release = self.switch_context.hold(environ.get(CONTEXT_ENVIRON_KEY) or "")
@@ -219,8 +318,7 @@ class ServercovMiddleware:
             except BaseException:
                 release()
                 raise
-        given = environ.get(TOKEN_ENVIRON_KEY, "")
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
+        if not token_matches(environ.get(TOKEN_ENVIRON_KEY, ""), self.token):
             return [_answer(start_response, "403 Forbidden",
                             {"error": "X-Servercov-Token is missing or wrong"})]
         body = _answer(start_response, "202 Accepted", {"status": "stopping"})

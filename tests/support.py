@@ -363,3 +363,26 @@ class Load:
         """Return the request kinds sent at least once."""
         with self.lock:
             return [self.kinds[i] for i in sorted(self.sent)]
+
+
+# --- orphans (tests/functional/test_orphans.py, tests/soak/soak.py) ---
+
+def marked(marker: str) -> dict[int, str]:
+    """Return {pid: command line} of the live processes whose environment holds ``marker``."""
+    needle = f"ORPHAN_MARKER={marker}".encode()
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in environ and state != b"Z":
+            found[int(entry)] = command
+    return found

@@ -83,7 +83,7 @@ BAD_VALUES = [
     ("nul-in-data-file", GOOD, "[run]\ndata_file = a\0b\n",
      "coverage's data_file setting holds a NUL byte"),
     ("data-file-folder-missing", GOOD, "[run]\ndata_file = /proc/no/such/.coverage\n",
-     "cannot erase the data files of earlier runs (/proc/no/such/.coverage.*): No such file"),
+     "[run] data_file: the folder /proc/no/such does not exist"),
 ]
 
 

@@ -20,15 +20,18 @@ from tests.support import REPO, RUN_TIMEOUT, assert_no_leftovers, python_env
 
 pytestmark = pytest.mark.timeout(180)
 
-# examples/browser measures its own app with browser suites: tests/functional/test_browser.py.
-# examples/remote is the collector's side of a container: test_remote.py runs it.
+# The examples that measure the repository's sample_api: examples/browser measures its
+# own app with browser suites (test_browser.py), the FastAPI and Django ones theirs
+# (test_framework_examples.py); examples/remote is the collector's side of a
+# container, run by test_remote.py.
 EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/.apirc")
-                  if p.parent.name not in ("browser", "remote"))
+                  if "sample_api" in p.read_text() and p.parent.name != "remote")
 BIN = Path(sys.executable).parent
 
 
 def test_there_is_one_example_per_server_and_the_readmes_list_them():
-    assert EXAMPLES == ["gunicorn", "uwsgi", "uwsgi-nomaster", "waitress", "werkzeug"]
+    assert EXAMPLES == ["gunicorn", "gunicorn-gevent", "uwsgi", "uwsgi-nomaster", "waitress",
+                        "werkzeug"]
     listing = (REPO / "examples" / "README.md").read_text()
     for name in EXAMPLES:
         assert f"examples/{name}/.apirc" in listing

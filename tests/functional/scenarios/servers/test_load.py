@@ -4,6 +4,10 @@ Run by tests/functional/test_servers.py under ``nose2 --with-servercov``.
 What it asks for comes from the environment:
 
 - LOAD_WORKERS: how many worker processes must answer (each must serve traffic);
+  "N+" means at least N (workers recycled by max-requests);
+- LOAD_RESETS_OK=1: a connection the server resets is not a problem (a recycled
+  uvicorn worker resets, or leaves unanswered, connections it accepted but had
+  not read yet: such a request is sent again, up to 10 times);
 - LOAD_REPETITIONS: how many times the plan is sent in all (default 56);
 - LOAD_KILL=1: SIGKILL the worker that answered /once/a/ half-way, wait until a
   respawned worker answers, then send the second half and /after/kill/.
@@ -45,13 +49,22 @@ class Load:
         self.one_off: dict[str, int] = {}
 
     def send(self, method: str, path: str, body: object, status: int) -> dict | None:
+        if os.environ.get("LOAD_RESETS_OK") == "1":
+            for _ in range(10):  # until a worker that is not recycling answers
+                try:
+                    return self._send(method, path, body, status, timeout=3.0)
+                except (requests.ConnectionError, requests.Timeout):
+                    continue
         try:
-            response = requests.request(method, self.base + path, json=body,
-                                        timeout=REQUEST_TIMEOUT)
+            return self._send(method, path, body, status)
         except requests.RequestException as exc:
             with self.lock:
                 self.problems.append(f"{method} {path}: {exc!r}")
             return None
+
+    def _send(self, method: str, path: str, body: object, status: int,
+              timeout: float = REQUEST_TIMEOUT) -> dict | None:
+        response = requests.request(method, self.base + path, json=body, timeout=timeout)
         with self.lock:
             self.sent += 1
             if response.status_code != status:
@@ -114,7 +127,8 @@ class Load:
 
 class LoadTest(unittest.TestCase):
     def test_concurrent_mixed_load(self):
-        workers = int(os.environ["LOAD_WORKERS"])
+        at_least = os.environ["LOAD_WORKERS"].endswith("+")
+        workers = int(os.environ["LOAD_WORKERS"].rstrip("+"))
         repetitions = int(os.environ.get("LOAD_REPETITIONS", "56"))
         load = Load(os.environ["SERVERCOV_URL"], time.monotonic() + DEADLINE_SECONDS)
         record: dict[str, object] = {}
@@ -140,6 +154,9 @@ class LoadTest(unittest.TestCase):
                       threads=len(load.threads))
         (HERE / "load.json").write_text(json.dumps(record, indent=1))
         self.assertEqual(load.problems, [])
-        self.assertEqual(len(seen), workers, f"pids that answered: {sorted(seen)}")
+        if at_least:
+            self.assertGreaterEqual(len(seen), workers, f"pids that answered: {sorted(seen)}")
+        else:
+            self.assertEqual(len(seen), workers, f"pids that answered: {sorted(seen)}")
         self.assertEqual(sorted(load.one_off), sorted(
             [f"/once/{n}/" for n in ONCE] + (["/after/kill/"] if "victim" in record else [])))
