@@ -14,8 +14,8 @@ FRAMEWORKS = ["fastapi>=0.100", "httpx", "uvicorn>=0.30", "hypercorn>=0.16", "dj
               "gevent>=23", "eventlet>=0.35", "packaging"]
 # examples/browser: driven in Debian's Chromium (no browser download)
 BROWSER = ["selenium>=4.11", "playwright>=1.40"]
-TOOLS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "pytest-cov", "mypy", "types-requests",
-         "ruff"]
+TOOLS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "pytest-cov", "hypothesis", "mypy",
+         "types-requests", "ruff"]
 
 setup(
     packages=find_packages(include=["nose2_servercov", "nose2_servercov.*"]),
@@ -27,6 +27,7 @@ setup(
         "uwsgi": ["uwsgi>=2.0.22"],
         "frameworks": FRAMEWORKS,
         "browser": BROWSER,
+        "bench": ["matplotlib"],  # bench/plot.py; the benchmarks themselves need wrk
         "test": [*SERVERS, *FRAMEWORKS, *BROWSER, "uwsgi>=2.0.22", *TOOLS],
     },
 )
