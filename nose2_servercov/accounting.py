@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shlex
 import signal
 from dataclasses import dataclass, field
@@ -36,7 +35,6 @@ from coverage.config import CoverageConfig
 from nose2_servercov import data
 from nose2_servercov.process import proc_stat
 
-_PID_IN_NAME = re.compile(r"\.pid(\d+)(?:\.|$)")
 COMMAND_WIDTH = 100
 
 
@@ -146,8 +144,7 @@ def _problems(run_dir: Path) -> dict[int, list[str]]:
 
 
 def _pid_of(name: str, settings: CoverageConfig) -> int | None:
-    match = _PID_IN_NAME.search(name[len(settings.data_file):])
-    return int(match[1]) if match else None
+    return data.pid_of_data_file(name, settings)
 
 
 def read_data_file(path: str) -> tuple[str | None, int]:

@@ -13,6 +13,7 @@ import copy
 import glob
 import io
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -34,6 +35,16 @@ SERVER_PATCHES = ("subprocess", "fork", "_exit", "execv")
 # the same names are spelled in inserver.py, which cannot import this module.
 CONTROL_FOLDER = ".servercov"
 DUMP_INFIX = ".servercov-dump.pid"
+# The pid in a per-process data file's name: coverage's parallel suffix is
+# "<host>.pid<pid>.X<6 letters>x" since 7.12 or so, "<host>.<pid>.X<6 letters>x"
+# before (7.10.4 has no "pid"); a dump ends in DUMP_INFIX + pid.
+_PID_IN_NAME = re.compile(r"\.(?:pid)?(\d+)(?:\.[^.]*)?$")
+
+
+def pid_of_data_file(name: str, settings: CoverageConfig) -> int | None:
+    """Return the pid of the process that wrote the per-process data file ``name``."""
+    match = _PID_IN_NAME.search(name[len(settings.data_file):])
+    return int(match[1]) if match else None
 _CONTROL_FILES = ("request", "request.tmp", "ack.*", "dump.*.tmp")
 _FOLDER_RELATIVE = ("data_file", "debug_file", "html_dir", "xml_output", "json_output",
                     "lcov_output")

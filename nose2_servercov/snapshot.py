@@ -13,7 +13,6 @@ processes that have ended are combined, and the reports written.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +23,6 @@ from coverage.config import CoverageConfig
 from nose2_servercov import data
 from nose2_servercov.errors import ServeError
 from nose2_servercov.process import group_members
-
-_PID_IN_NAME = re.compile(r"\.pid(\d+)(?:\.|$)")
 
 
 def _is_generation(text: str) -> bool:
@@ -121,8 +118,8 @@ def snapshot_files(settings: CoverageConfig, live: list[int]) -> list[str]:
     """
     files = []
     for name in data.data_files(settings):
-        match = _PID_IN_NAME.search(name[len(settings.data_file):])
-        if data.DUMP_INFIX in name or not match or int(match[1]) not in live:
+        pid = data.pid_of_data_file(name, settings)
+        if data.DUMP_INFIX in name or pid is None or pid not in live:
             files.append(name)
     return files
 
