@@ -35,15 +35,17 @@ SERVER_PATCHES = ("subprocess", "fork", "_exit", "execv")
 # the same names are spelled in inserver.py, which cannot import this module.
 CONTROL_FOLDER = ".servercov"
 DUMP_INFIX = ".servercov-dump.pid"
-# The pid in a per-process data file's name: coverage's parallel suffix is
-# "<host>.pid<pid>.X<6 letters>x" since 7.12 or so, "<host>.<pid>.X<6 letters>x"
-# before (7.10.4 has no "pid"); a dump ends in DUMP_INFIX + pid.
-_PID_IN_NAME = re.compile(r"\.(?:pid)?(\d+)(?:\.[^.]*)?$")
+# The pid in a per-process data file's name: "...pid<pid>..." in coverage's
+# parallel suffix ("<host>.pid<pid>.X<letters>x") and in our dumps; coverage
+# before 7.12 or so wrote "<host>.<pid>.X<letters>x" (7.10.4 has no "pid").
+_PID_IN_NAME = re.compile(r"\.pid(\d+)(?:\.|$)")
+_PID_IN_OLD_SUFFIX = re.compile(r"\.(\d+)\.X[A-Za-z]+x$")
 
 
 def pid_of_data_file(name: str, settings: CoverageConfig) -> int | None:
     """Return the pid of the process that wrote the per-process data file ``name``."""
-    match = _PID_IN_NAME.search(name[len(settings.data_file):])
+    suffix = name[len(settings.data_file):]
+    match = _PID_IN_NAME.search(suffix) or _PID_IN_OLD_SUFFIX.search(suffix)
     return int(match[1]) if match else None
 _CONTROL_FILES = ("request", "request.tmp", "ack.*", "dump.*.tmp")
 _FOLDER_RELATIVE = ("data_file", "debug_file", "html_dir", "xml_output", "json_output",
