@@ -111,6 +111,22 @@ class Load:
         self.pids |= before
         return seen
 
+    def reach_every_worker(self, seen: set[int], workers: int, timeout: float) -> set[int]:
+        """Ask /pid/ from 8 threads until ``workers`` pids answered; return them all.
+
+        A phase of the plan may, by chance, never reach one worker of several: the
+        test needs every worker to have served before it kills one.
+        """
+        seen = set(seen)
+        end = min(time.monotonic() + timeout, self.deadline)
+        with ThreadPoolExecutor(THREADS) as pool:
+            while len(seen) < workers and time.monotonic() < end:
+                answers = list(pool.map(lambda _: self.send("GET", "/pid/", None, 200),
+                                        range(THREADS)))
+                seen |= {a["pid"] for a in answers if a}
+        self.pids |= seen
+        return seen
+
     def wait_for_new_pid(self, known: set[int], timeout: float) -> int | None:
         """Ask /pid/ from 8 threads until a pid not in ``known`` answers."""
         end = min(time.monotonic() + timeout, self.deadline)
@@ -137,7 +153,7 @@ class LoadTest(unittest.TestCase):
             seen = load.phase(repetitions, once)
             record["pids"] = sorted(seen)
         else:
-            first = load.phase(repetitions // 2, once)
+            first = load.reach_every_worker(load.phase(repetitions // 2, once), workers, 30.0)
             victim = load.one_off["/once/a/"]
             os.kill(victim, signal.SIGKILL)
             respawned = load.wait_for_new_pid(first, timeout=30.0)
