@@ -150,7 +150,7 @@ class LoadTest(unittest.TestCase):
         record: dict[str, object] = {}
         once = {i: [f"/once/{name}/"] for i, name in enumerate(ONCE)}
         if os.environ.get("LOAD_KILL") != "1":
-            seen = load.phase(repetitions, once)
+            seen = load.reach_every_worker(load.phase(repetitions, once), workers, 30.0)
             record["pids"] = sorted(seen)
         else:
             first = load.reach_every_worker(load.phase(repetitions // 2, once), workers, 30.0)
