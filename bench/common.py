@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "tests" / "functional" / "scenarios" / "servers"
 RESULTS = REPO / "bench" / "results.json"
 
+# A user's Python keeps compiled bytecode: a shell that turns that off would
+# charge every server start of every setup with recompiling its modules.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 sys.path.insert(0, str(REPO))
 
 from nose2_servercov.network import http_status, pick_free_port  # noqa: E402

@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import os
 import socket
+import struct
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,6 +43,59 @@ def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def _listening_inodes(port: int) -> set[str] | None:
+    """Return the inodes of sockets listening on ``port``, None where the kernel cannot tell.
+
+    The kernel's sock_diag netlink interface is asked first, with a filter on
+    the LISTEN state: it answers with the few listeners only, where
+    /proc/net/tcp lists every socket (tens of thousands in TIME_WAIT after a
+    load test, which cost a readiness check 0.2 s).
+    """
+    try:
+        return _listening_inodes_netlink(port)
+    except (OSError, AttributeError):  # AttributeError: no AF_NETLINK (not Linux)
+        return _listening_inodes_proc(port)
+
+
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_NLMSG_DONE, _NLMSG_ERROR = 3, 2
+_TCP_LISTEN = 10
+_DIAG_MSG = struct.Struct("=BBBB HH16s16sI8s IIIII")  # inet_diag_msg; ports big-endian
+
+
+def _listening_inodes_netlink(port: int) -> set[str]:
+    inodes: set[str] = set()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                       4) as sock:  # 4: NETLINK_SOCK_DIAG
+        sock.settimeout(2.0)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            request = struct.pack("=BBBBI48x", family, socket.IPPROTO_TCP, 0, 0,
+                                  1 << _TCP_LISTEN)
+            header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY,
+                                 _NLM_F_REQUEST_DUMP, family, 0)
+            sock.send(header + request)
+            inodes |= _read_diag_dump(sock, port)
+    return inodes
+
+
+def _read_diag_dump(sock: socket.socket, port: int) -> set[str]:
+    inodes: set[str] = set()
+    while True:
+        chunk = sock.recv(65536)
+        offset = 0
+        while offset + 16 <= len(chunk):
+            length, kind = struct.unpack_from("=IH", chunk, offset)
+            if kind == _NLMSG_DONE:
+                return inodes
+            if kind == _NLMSG_ERROR or length < 16:
+                raise OSError("sock_diag refused the request")
+            fields = _DIAG_MSG.unpack_from(chunk, offset + 16)
+            if socket.ntohs(fields[4]) == port:
+                inodes.add(str(fields[-1]))
+            offset += (length + 3) & ~3
+
+
+def _listening_inodes_proc(port: int) -> set[str] | None:
     """Return the inodes of sockets listening on ``port``, None where /proc cannot tell."""
     inodes: set[str] = set()
     seen_any = False
