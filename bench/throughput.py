@@ -3,8 +3,8 @@
     .venv/bin/python bench/throughput.py [--rounds 5] [--seconds 3] [--quick]
 
 The servers scenario's Flask app (tests/functional/scenarios/servers) under
-gunicorn -w 2 and uWSGI (master, 2 processes x 2 threads), loaded by wrk
-(1 thread, 8 connections) on one endpoint.  Setups, alternating round by
+gunicorn -w 2 and uWSGI (master, 2 processes x 2 threads, or ``--uwsgi-threads``),
+loaded by wrk (1 thread, 8 connections) on one endpoint.  Setups, alternating round by
 round, each a fresh server warmed up for 0.5 s before it is measured:
 
 - ``none``: the server unmeasured;
@@ -46,8 +46,8 @@ from common import (
 ENDPOINT = "/items/3/"
 BIN = Path(sys.executable).parent
 GUNICORN = "-m gunicorn -w 2 -b 127.0.0.1:{port} app:app"
-UWSGI = ("--master --http-socket 127.0.0.1:{port} --module app:app --processes 2 --threads 2 "
-         "--disable-logging --master-fifo uwsgi.fifo")
+UWSGI = ("--master --http-socket 127.0.0.1:{port} --module app:app --processes 2 "
+         "--threads {threads} --disable-logging --master-fifo uwsgi.fifo")
 NOOP = """
 import asyncio, sys
 ANSWER = b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok"
@@ -64,12 +64,16 @@ except Exception:
 """
 
 
+UWSGI_THREADS = [2]  # --uwsgi-threads
+
+
 def server_argv(kind: str, port: int) -> list[str]:
     if kind == "gunicorn":
         return [sys.executable, *GUNICORN.format(port=port).split()]
     # uWSGI's http-socket closes each connection without saying so: say it, or wrk
     # counts every reconnect as a read error.
-    return [str(BIN / "uwsgi"), *UWSGI.format(port=port).split(), "--add-header",
+    return [str(BIN / "uwsgi"), *UWSGI.format(port=port, threads=UWSGI_THREADS[0]).split(),
+            "--add-header",
             "Connection: close"]
 
 
@@ -136,10 +140,14 @@ def main() -> int:
     parser.add_argument("--core", choices=("default", "ctrace", "sysmon", "auto"),
                         default="default")
     parser.add_argument("--branch", action="store_true")
+    parser.add_argument("--uwsgi-threads", type=int, default=2,
+                        help="threads per uWSGI process (coverage's own way traces only the "
+                             "first before Python 3.12; servercov traces them all)")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds = 1, 1.0
+    UWSGI_THREADS[0] = args.uwsgi_threads
     core_env = {} if args.core in ("default", "auto") else {"COVERAGE_CORE": args.core}
     run_section = f"branch = {args.branch}\n"
     results: dict[str, dict[str, float]] = {}
@@ -167,6 +175,8 @@ def main() -> int:
             results[kind]["servercov/coverage (median of pairs)"] = median(ratios)
         results["noop"] = {"ceiling": median([noop(args.seconds) for _ in range(args.rounds)])}
     label = f"core={args.core}, {'branch' if args.branch else 'line'} coverage"
+    if args.uwsgi_threads != 2 and "uwsgi" in args.servers:
+        label += f", uWSGI 2x{args.uwsgi_threads}"
     print(f"requests/s, wrk -t1 -c8, {args.rounds} alternating rounds x {args.seconds:g} s, "
           f"medians; {label}; Python {sys.version.split()[0]}")
     for kind, row in results.items():
