@@ -17,13 +17,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nose2_servercov import __version__, data, snapshot
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
 from nose2_servercov.errors import LostDataError, ServeError, ServercovError
+from nose2_servercov.interrupts import OneShotInterrupt
 from nose2_servercov.preflight import describe_os_error
 from nose2_servercov.servestate import (
     ServeState,
@@ -170,32 +171,22 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 
 
 @contextlib.contextmanager
-def _on_stop_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+def _on_stop_signals(handler: OneShotInterrupt) -> Iterator[None]:
     """Route SIGINT and SIGTERM to ``handler`` for the block; restore them after.
 
     Once a stop signal came, they stay ignored instead: the run is ending, and a
     second Ctrl-C between the report and the exit must neither kill servercov
     (losing the command's status) nor print a traceback.
     """
-    received: list[int] = []
-
-    def noted(signum: int, frame: Any) -> None:
-        received.append(signum)
-        handler(signum, frame)
-
-    saved = {sig: signal.signal(sig, noted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        if received:
+        if handler.received:
             _ignore_stop_signals()
         else:
             for sig, previous in saved.items():
                 signal.signal(sig, previous)
-
-
-def _raise_stop(signum: int, frame: Any) -> None:
-    raise _Stop(signum)
 
 
 def _finish(session: ServerSession) -> tuple[str | None, int]:
@@ -232,23 +223,17 @@ def _command_of(args: argparse.Namespace) -> list[str]:
     return command
 
 
-class _StopSignals:
-    """The handler of SIGINT/SIGTERM under ``run``: record every signal, raise at most once.
+class _StopSignals(OneShotInterrupt):
+    """The handler of SIGINT/SIGTERM under ``run`` and ``serve``: raise ``_Stop`` at most once.
 
-    It raises only while the server starts (to cut the wait for ready short);
-    once the command runs it never raises, so no signal can land as an
-    exception inside the wait for the command and lose its exit status (issue 8).
+    It raises only while the server starts (to cut the wait for ready short)
+    and, under ``serve``, while it serves; once ``run``'s command runs it never
+    raises, so no signal can land as an exception inside the wait for the
+    command and lose its exit status (issue 8).
     """
 
-    def __init__(self) -> None:
-        self.received: list[int] = []
-        self.raising = True
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        self.received.append(signum)
-        if self.raising:
-            self.raising = False
-            raise _Stop(signum)
+    def interrupt(self, signum: int) -> None:
+        raise _Stop(signum)
 
 
 @contextlib.contextmanager
@@ -384,7 +369,7 @@ def _serve(args: argparse.Namespace) -> int:
         _say(f"replacing {path}: the serve that wrote it is gone")
         path.unlink()
     session = ServerSession(config, verbose=args.verbose, snapshots=True)
-    with _on_stop_signals(_raise_stop):
+    with _on_stop_signals(_StopSignals()):
         try:
             url = session.start()
         except _Stop as stop:

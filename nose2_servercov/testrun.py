@@ -74,11 +74,16 @@ class RunEnd:
 
 
 class MeasuredTestRun:
-    """Start the server for the tests of this process, hand them its URL, stop and report."""
+    """Start the server for the tests of this process, hand them its URL, stop and report.
+
+    ``on_sigterm`` handles SIGTERM while the server runs if nothing else does;
+    None leaves SIGTERM alone (the nose2 plugin owns both stop signals).
+    """
 
     def __init__(self, config: ServerConfig, *, verbose: bool = False,
                  err: IO[str] | None = None, out: IO[str] | None = None,
-                 on_sigterm: Callable[[int, Any], None] = _interrupt_on_sigterm) -> None:
+                 on_sigterm: Callable[[int, Any], None] | None = _interrupt_on_sigterm,
+                 ) -> None:
         self.config = config
         self.verbose = verbose
         self.err = err
@@ -107,7 +112,7 @@ class MeasuredTestRun:
         for name, value in session.test_env().items():
             self.saved_env[name] = os.environ.get(name)
             os.environ[name] = value
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        if self.on_sigterm is not None and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             self.saved_sigterm = signal.signal(signal.SIGTERM, self.on_sigterm)
         return url
 
