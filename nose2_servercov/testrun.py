@@ -18,8 +18,7 @@ from typing import IO, Any
 
 from nose2_servercov import data
 from nose2_servercov.config import ServerConfig
-from nose2_servercov.errors import ServercovError, ServerStartError
-from nose2_servercov.preflight import describe_os_error
+from nose2_servercov.errors import ServercovError, ServerStartError, describe_error
 from nose2_servercov.session import ServerSession
 
 # What a server says when it was started in a folder where the app is not.
@@ -44,15 +43,6 @@ def start_failure_hint(config: ServerConfig, message: str) -> str:
         return ""
     return (f"\nservercov: the server ran in {config.cwd} (the folder of {config.rcfile.name}, "
             "or its [servercov] cwd): keep the rcfile at the project root, or set cwd")
-
-
-def describe_error(exc: BaseException) -> str:
-    """Return the one line that tells the user what went wrong."""
-    if isinstance(exc, ServercovError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return describe_os_error(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
