@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import select
 import shutil
@@ -17,26 +18,31 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from nose2_servercov import __version__, data, snapshot
+# What ``snapshot`` and ``stop`` need only: they must not import coverage (see
+# servestate), so the modules that do are imported where they are used.
+from nose2_servercov import __version__
 from nose2_servercov.config import ServerConfig, find_rcfile, load_config
-from nose2_servercov.errors import LostDataError, ServeError, ServercovError
-from nose2_servercov.preflight import describe_os_error
+from nose2_servercov.errors import LostDataError, ServeError, ServercovError, describe_error
+from nose2_servercov.interrupts import OneShotInterrupt
 from nose2_servercov.servestate import (
     ServeState,
+    SnapshotAnswer,
+    answer_snapshot_requests,
+    ask_for_snapshot,
     exclusive,
     process_start_time,
     read_state,
     running_serve,
     state_path,
 )
-from nose2_servercov.session import ServerSession
 
 if TYPE_CHECKING:
     from nose2_servercov.agent import ControlAgent
+    from nose2_servercov.session import ServerSession
 
 ERROR = 1
 FAIL_UNDER = 2
@@ -154,11 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"error: {exc}")
         return ERROR
     # The last net, for what no check foresaw: still one line, never a traceback.
-    except OSError as exc:
-        _say(f"error: {describe_os_error(exc)}")
-        return ERROR
-    except ValueError as exc:
-        _say(f"error: {type(exc).__name__}: {exc}")
+    except (OSError, ValueError) as exc:
+        _say(f"error: {describe_error(exc)}")
         return ERROR
     except KeyboardInterrupt:  # before the signal handlers are in place, or after them
         _say("interrupted")
@@ -170,32 +173,22 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 
 
 @contextlib.contextmanager
-def _on_stop_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+def _on_stop_signals(handler: OneShotInterrupt) -> Iterator[None]:
     """Route SIGINT and SIGTERM to ``handler`` for the block; restore them after.
 
     Once a stop signal came, they stay ignored instead: the run is ending, and a
     second Ctrl-C between the report and the exit must neither kill servercov
     (losing the command's status) nor print a traceback.
     """
-    received: list[int] = []
-
-    def noted(signum: int, frame: Any) -> None:
-        received.append(signum)
-        handler(signum, frame)
-
-    saved = {sig: signal.signal(sig, noted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        if received:
+        if handler.received:
             _ignore_stop_signals()
         else:
             for sig, previous in saved.items():
                 signal.signal(sig, previous)
-
-
-def _raise_stop(signum: int, frame: Any) -> None:
-    raise _Stop(signum)
 
 
 def _finish(session: ServerSession) -> tuple[str | None, int]:
@@ -232,23 +225,17 @@ def _command_of(args: argparse.Namespace) -> list[str]:
     return command
 
 
-class _StopSignals:
-    """The handler of SIGINT/SIGTERM under ``run``: record every signal, raise at most once.
+class _StopSignals(OneShotInterrupt):
+    """The handler of SIGINT/SIGTERM under ``run`` and ``serve``: raise ``_Stop`` at most once.
 
-    It raises only while the server starts (to cut the wait for ready short);
-    once the command runs it never raises, so no signal can land as an
-    exception inside the wait for the command and lose its exit status (issue 8).
+    It raises only while the server starts (to cut the wait for ready short)
+    and, under ``serve``, while it serves; once ``run``'s command runs it never
+    raises, so no signal can land as an exception inside the wait for the
+    command and lose its exit status (issue 8).
     """
 
-    def __init__(self) -> None:
-        self.received: list[int] = []
-        self.raising = True
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        self.received.append(signum)
-        if self.raising:
-            self.raising = False
-            raise _Stop(signum)
+    def interrupt(self, signum: int) -> None:
+        raise _Stop(signum)
 
 
 @contextlib.contextmanager
@@ -319,6 +306,8 @@ def _run(args: argparse.Namespace) -> int:
     if shutil.which(command[0]) is None:
         _say(f"error: cannot run {command[0]!r}: no such command (or not executable)")
         return NOT_FOUND
+    from nose2_servercov.session import ServerSession
+
     session = ServerSession(_config(args), verbose=args.verbose)
     stops = _StopSignals()
     try:
@@ -383,8 +372,11 @@ def _serve(args: argparse.Namespace) -> int:
     if path.exists():
         _say(f"replacing {path}: the serve that wrote it is gone")
         path.unlink()
+    from nose2_servercov.session import ServerSession
+
     session = ServerSession(config, verbose=args.verbose, snapshots=True)
-    with _on_stop_signals(_raise_stop):
+    stops = _StopSignals()
+    with _on_stop_signals(stops):
         try:
             url = session.start()
         except _Stop as stop:
@@ -399,8 +391,7 @@ def _serve(args: argparse.Namespace) -> int:
                 control.start(session, path)
             _say(f"serving {url} until Ctrl-C or `servercov stop`; `servercov snapshot` "
                  "writes the reports of what it has run so far")
-            while session.running():
-                time.sleep(0.2)
+            _serve_until_stopped(session, config, path, stops)
             _say("the server command ended by itself")
         except _Stop as stop:
             _say(f"{signal.Signals(stop.args[0]).name}: stopping the server")
@@ -459,19 +450,60 @@ def _remove_state(path: Path) -> None:
         path.parent.rmdir()
 
 
+def _serve_until_stopped(session: ServerSession, config: ServerConfig, path: Path,
+                         stops: _StopSignals) -> None:
+    """Wait while the server runs, taking the snapshots asked for (SIGUSR1 wakes us).
+
+    A stop signal raises ``_Stop`` out of the wait, never out of a snapshot:
+    while one is taken, signals are only recorded, and acted on after it.
+    """
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    try:
+        with _wakeup_pipe() as wakeup:  # SIGCHLD too: the server's exit is seen at once
+            while session.running():
+                select.select([wakeup], [], [], 0.2)
+                with contextlib.suppress(OSError):
+                    os.read(wakeup, 512)
+                stops.raising = False
+                answer_snapshot_requests(path, lambda: _snapshot_here(session, config, path))
+                if stops.received:
+                    raise _Stop(stops.received[0])
+                stops.raising = True
+    finally:
+        # Not SIG_DFL: a snapshot request arriving while the serve ends must not kill it.
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN if previous == signal.SIG_DFL else previous)
+
+
+def _snapshot_here(session: ServerSession, config: ServerConfig, path: Path) -> SnapshotAnswer:
+    """Take a snapshot in the serve; return what ``servercov snapshot`` prints and exits with."""
+    from nose2_servercov import snapshot
+
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    try:
+        assert session.process is not None
+        with exclusive(path):  # one report at a time: the agent may be taking one too
+            result = snapshot.take_snapshot(session.settings, session.process.pid,
+                                            config.reports, timeout=config.shutdown_timeout,
+                                            out=out, err=err)
+        for name, place in result.outputs:
+            if place != "terminal":
+                err.write(f"servercov: {name} report: {place}\n")
+    except (ServercovError, OSError, ValueError) as exc:
+        err.write(f"servercov: error: {describe_error(exc)}\n")
+        status = ERROR
+    return SnapshotAnswer(status, out.getvalue(), err.getvalue())
+
+
 def _snapshot(args: argparse.Namespace) -> int:
     config = _config(args)
     state = running_serve(config.rcfile)
-    settings = data.server_settings(config.rcfile)
-    settings.data_file = state.data_file  # where the serve's processes write, whatever the rcfile
-    with exclusive(state_path(config.rcfile)):
-        result = snapshot.take_snapshot(settings, state.server_pgid, config.reports,
-                                        timeout=config.shutdown_timeout, out=sys.stdout,
-                                        err=sys.stderr)
-    for name, place in result.outputs:
-        if place != "terminal":
-            _say(f"{name} report: {place}")
-    return 0
+    answer = ask_for_snapshot(state, config.rcfile, timeout=config.shutdown_timeout + 120)
+    sys.stdout.write(answer.stdout)
+    sys.stdout.flush()
+    sys.stderr.write(answer.stderr)
+    sys.stderr.flush()
+    return answer.status
 
 
 def _stop(args: argparse.Namespace) -> int:

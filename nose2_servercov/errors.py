@@ -29,3 +29,18 @@ class ServeError(ServercovError):
 
 class LostDataError(DataError):
     """Measured server processes lost their data and nothing is left to report."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """Return 'reason: path' for an OSError, the way a user reads it."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def describe_error(exc: BaseException) -> str:
+    """Return the one line that tells the user what went wrong (the front ends' last net)."""
+    if isinstance(exc, ServercovError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -24,33 +24,24 @@ from typing import Any
 from nose2.events import Plugin
 
 from nose2_servercov.config import find_rcfile, load_config
-from nose2_servercov.errors import ServercovError
-from nose2_servercov.preflight import describe_os_error
-from nose2_servercov.session import ServerSession
-from nose2_servercov.testrun import start_failure_hint
+from nose2_servercov.errors import ServercovError, describe_error
+from nose2_servercov.interrupts import OneShotInterrupt
+from nose2_servercov.testrun import MeasuredTestRun
 
 NOSE2_ONLY_KEYS = ("always-on", "rcfile")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class _Interrupts:
+class _Interrupts(OneShotInterrupt):
     """SIGINT/SIGTERM during a measured run: the first unwinds the tests, later ones wait.
 
-    Either raises KeyboardInterrupt, at most once and only while the tests run
+    It raises KeyboardInterrupt, at most once and only while the tests run
     or the server starts; the stop and the report are never cut short.  Not
     SystemExit for SIGTERM: unittest records that as an error of the current
     test and runs the next one, while it lets a KeyboardInterrupt end the run.
     """
 
-    def __init__(self) -> None:
-        self.received: list[int] = []
-        self.raising = True
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        self.received.append(signum)
-        if self.raising:
-            self.raising = False
-            raise KeyboardInterrupt
+    def again(self, signum: int) -> None:
         if len(self.received) == 2:
             # os.write, not sys.stderr: a handler may run inside a write to sys.stderr.
             os.write(2, b"\nservercov: still stopping the server and writing the reports; "
@@ -67,9 +58,8 @@ class ServerCoverage(Plugin):
 
     def __init__(self) -> None:
         self.rcfile = self.config.as_str("rcfile", "")
-        self.session_obj: ServerSession | None = None
+        self.run: MeasuredTestRun | None = None
         self.failure: str | None = None
-        self.saved_env: dict[str, str | None] = {}
         self.saved_signals: dict[int, Any] = {}
         self.interrupts = _Interrupts()
         self.line_ended = False
@@ -102,24 +92,17 @@ class ServerCoverage(Plugin):
         try:
             config = load_config(find_rcfile(self.rcfile or None, flag="--servercov-rcfile"),
                                  self._overrides())
-            self.session_obj = ServerSession(config, verbose=self.session.verbosity > 1)
-            self.session_obj.start()
+            run = MeasuredTestRun(config, verbose=self.session.verbosity > 1, on_sigterm=None)
+            run.start()  # on failure it stops what it started
         except (ServercovError, OSError, ValueError, KeyboardInterrupt) as exc:
             self.interrupts.raising = False
-            hint = ""
-            if self.session_obj is not None:
-                self.session_obj.stop(quiet=True)
-                hint = start_failure_hint(self.session_obj.config, str(exc))
-                self.session_obj = None
-            self._fail(_describe(exc) + hint if not isinstance(exc, KeyboardInterrupt) else
+            self._fail(describe_error(exc) if not isinstance(exc, KeyboardInterrupt) else
                        "interrupted while the server was starting: it was stopped, and no "
                        "test ran")
             self._restore()
             event.handled = True  # nose2 then executes no test
             return
-        for name, value in self.session_obj.test_env().items():
-            self.saved_env[name] = os.environ.get(name)
-            os.environ[name] = value
+        self.run = run
         event.executeTests = self._interruptible(event.executeTests)
 
     def _own_stop_signals(self) -> None:
@@ -150,37 +133,21 @@ class ServerCoverage(Plugin):
     def stopTestRun(self, event: Any) -> None:
         """Stop the server, combine its data and write the reports."""
         self.interrupts.raising = False  # from here on no signal cuts the stop short
-        if self.session_obj is None:
-            self._restore()
-            return
-        session, self.session_obj = self.session_obj, None
-        if self.session.verbosity == 1 and not self.line_ended:
-            sys.stderr.write("\n")  # end nose2's line of dots
-        try:
-            outcome = session.stop()
-            if outcome is not None and outcome.exited_early:
-                self._fail(f"the server exited with code {outcome.exit_code} while the tests "
-                           "ran; what it executed until then is kept")
-            result = session.finish()
-        except (ServercovError, OSError, ValueError) as exc:
-            session.stop(quiet=True)
-            self._fail(_describe(exc))
-            return
-        finally:
-            self._restore()
-        if result.lost_data:
-            self.failure = self.failure or "lost data"
-        if result.failed_under:
-            self.failure = self.failure or "fail_under"
+        run, self.run = self.run, None
+        if run is not None:
+            if self.session.verbosity == 1 and not self.line_ended:
+                sys.stderr.write("\n")  # end nose2's line of dots
+            end = run.finish()  # it gives back the environment the tests saw
+            for problem in end.problems:
+                self._fail(problem)
+            if end.lost_data:
+                self.failure = self.failure or "lost data"
+            if end.failed_under:
+                self.failure = self.failure or "fail_under"
+        self._restore()
 
     def _restore(self) -> None:
-        """Give back the environment and the signal handlers the run had before."""
-        for name, value in self.saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self.saved_env = {}
+        """Give back the signal handlers the run had before."""
         # Once interrupted, the run is ending: the signals stay ignored, so a later
         # Ctrl-C or TERM cannot kill nose2 or print a traceback between the report
         # and the exit.  SIG_IGN, not our handler: Python's finalization resets
@@ -198,11 +165,3 @@ class ServerCoverage(Plugin):
         if self.failure:
             event.success = False
 
-
-def _describe(exc: BaseException) -> str:
-    """Return the one line that tells the user what went wrong."""
-    if isinstance(exc, ServercovError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return describe_os_error(exc)
-    return f"{type(exc).__name__}: {exc}"

@@ -16,17 +16,11 @@ from coverage.config import CoverageConfig
 
 from nose2_servercov import network
 from nose2_servercov.config import SECTION, ServerConfig
-from nose2_servercov.errors import ServerStartError
+from nose2_servercov.errors import ServerStartError, describe_os_error
 
 # Where coverage's own config names each report's output, for the messages.
 REPORT_SETTINGS = {"html": "[html] directory", "xml": "[xml] output",
                    "json": "[json] output", "lcov": "[lcov] output"}
-
-
-def describe_os_error(exc: OSError) -> str:
-    """Return 'reason: path' for an OSError, the way a user reads it."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
 def check_before_start(config: ServerConfig, settings: CoverageConfig) -> None:

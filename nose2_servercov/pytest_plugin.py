@@ -26,9 +26,9 @@ import pytest
 import requests
 
 from nose2_servercov.config import find_rcfile, load_config
-from nose2_servercov.errors import ServercovError
+from nose2_servercov.errors import ServercovError, describe_error
 from nose2_servercov.testcase import CONTEXT_HEADER, CONTEXTS_VARIABLE, URL_VARIABLE
-from nose2_servercov.testrun import MeasuredTestRun, describe_error
+from nose2_servercov.testrun import MeasuredTestRun
 
 PLUGIN_NAME = "servercov-controller"
 FAILED = 1  # pytest's "tests failed": fail_under missed, data lost, server gone

@@ -17,7 +17,13 @@ from typing import IO, TYPE_CHECKING
 
 from nose2_servercov import accounting, cores, data, greenlets, known_bugs, network, preflight
 from nose2_servercov.config import ServerConfig
-from nose2_servercov.errors import ConfigError, DataError, LostDataError, ServerStartError
+from nose2_servercov.errors import (
+    ConfigError,
+    DataError,
+    LostDataError,
+    ServerStartError,
+    describe_os_error,
+)
 from nose2_servercov.process import ServerProcess, StopOutcome, group_members
 from nose2_servercov.runlock import RunLock
 
@@ -114,7 +120,7 @@ class ServerSession:
             except OSError as exc:
                 raise ServerStartError(
                     f"{self.config.rcfile}: [servercov] host: no free port to listen on at "
-                    f"{host} ({preflight.describe_os_error(exc)}); expected an address of "
+                    f"{host} ({describe_os_error(exc)}); expected an address of "
                     "this machine") from None
         if network.port_accepts(host, port):
             raise ServerStartError(

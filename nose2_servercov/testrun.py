@@ -18,8 +18,7 @@ from typing import IO, Any
 
 from nose2_servercov import data
 from nose2_servercov.config import ServerConfig
-from nose2_servercov.errors import ServercovError, ServerStartError
-from nose2_servercov.preflight import describe_os_error
+from nose2_servercov.errors import ServercovError, ServerStartError, describe_error
 from nose2_servercov.session import ServerSession
 
 # What a server says when it was started in a folder where the app is not.
@@ -46,15 +45,6 @@ def start_failure_hint(config: ServerConfig, message: str) -> str:
             "or its [servercov] cwd): keep the rcfile at the project root, or set cwd")
 
 
-def describe_error(exc: BaseException) -> str:
-    """Return the one line that tells the user what went wrong."""
-    if isinstance(exc, ServercovError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return describe_os_error(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
 @dataclass
 class RunEnd:
     """How the measured server ended: what went wrong, and the report."""
@@ -74,11 +64,16 @@ class RunEnd:
 
 
 class MeasuredTestRun:
-    """Start the server for the tests of this process, hand them its URL, stop and report."""
+    """Start the server for the tests of this process, hand them its URL, stop and report.
+
+    ``on_sigterm`` handles SIGTERM while the server runs if nothing else does;
+    None leaves SIGTERM alone (the nose2 plugin owns both stop signals).
+    """
 
     def __init__(self, config: ServerConfig, *, verbose: bool = False,
                  err: IO[str] | None = None, out: IO[str] | None = None,
-                 on_sigterm: Callable[[int, Any], None] = _interrupt_on_sigterm) -> None:
+                 on_sigterm: Callable[[int, Any], None] | None = _interrupt_on_sigterm,
+                 ) -> None:
         self.config = config
         self.verbose = verbose
         self.err = err
@@ -107,7 +102,7 @@ class MeasuredTestRun:
         for name, value in session.test_env().items():
             self.saved_env[name] = os.environ.get(name)
             os.environ[name] = value
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        if self.on_sigterm is not None and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             self.saved_sigterm = signal.signal(signal.SIGTERM, self.on_sigterm)
         return url
 

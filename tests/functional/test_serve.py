@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,8 +27,10 @@ from tests.support import (
     make_project,
     measured_lines,
     plan,
+    python_env,
     run_servercov,
     serve_state,
+    servercov_command,
     servercov_lines,
     start_serve,
     stray_data_files,
@@ -231,4 +235,32 @@ def test_a_new_serve_replaces_a_stale_state_file_and_refuses_a_second_serve(tmp_
             os.killpg(serve.pid, signal.SIGKILL)
     assert "servercov: replacing" in (project / "serve.log").read_text()
     assert not path.exists()
+    assert_no_leftovers(project)
+
+
+def test_snapshots_asked_at_once_are_each_answered_and_stale_requests_dropped(tmp_path):
+    """The serve takes the snapshots: three at once all get an answer; a dead asker's is dropped."""
+    project = make_project(tmp_path)
+    serve = start_serve(project)
+    try:
+        serve_state(project, serve)
+        # A request of this very process with another start time: an asker gone since.
+        stale = project / ".servercov" / f"snapshot.{os.getpid()}.request"
+        stale.write_text("1\n")
+        askers = [subprocess.Popen(servercov_command("snapshot"), cwd=project,
+                                   env=python_env(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        for asker in askers:
+            _, err = asker.communicate(timeout=RUN_TIMEOUT)
+            assert asker.returncode == 0, err
+            assert re.search(r"^servercov: snapshot of [1-9]\d* live server proc", err, re.M), err
+            assert "servercov: json report: " in err, err
+        assert not stale.exists()
+        assert list((project / ".servercov").glob("snapshot.*")) == []
+        stopped = run_servercov(project, "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert end_process(serve) == 0
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
     assert_no_leftovers(project)
