@@ -214,7 +214,7 @@ def _keep_data_of_a_master_that_never_exits(cov: Any) -> None:
 # uWSGI own USR1/USR2 and saving inside a handler can deadlock on coverage's
 # lock), writes the process's dump and answers in <control>/ack.<pid>.  The
 # names are shared with nose2_servercov.data, which this file cannot import.
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.025
 DUMP_INFIX = ".servercov-dump.pid"
 
 

@@ -22,7 +22,7 @@ from coverage.config import CoverageConfig
 
 from nose2_servercov import data
 from nose2_servercov.errors import ServeError
-from nose2_servercov.process import group_members
+from nose2_servercov.process import group_members, proc_stat
 
 
 def _is_generation(text: str) -> bool:
@@ -75,6 +75,14 @@ def _read(path: Path) -> str:
         return ""
 
 
+_RESCAN_SECONDS = 0.25  # how often the whole group is listed again while waiting
+
+
+def _alive_in_group(pid: int, pgid: int) -> bool:
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid
+
+
 def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
                   progress: Callable[[float, list[int]], None] | None = None,
                   ) -> tuple[list[int], list[int]]:
@@ -93,12 +101,27 @@ def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
     os.replace(temporary, request)
     started = time.monotonic()
     next_progress = started + 1.0
+    members = set(group_members(pgid))
+    next_scan = started + _RESCAN_SECONDS
     while True:
-        members = {pid: _answered(control, pid) for pid in group_members(pgid)}
-        measured = {pid: answer for pid, answer in members.items() if answer is not None}
-        waiting = sorted(pid for pid, answer in measured.items() if answer < generation)
+        if time.monotonic() >= next_scan:  # a worker forked meanwhile must answer too
+            members |= set(group_members(pgid))
+            next_scan = time.monotonic() + _RESCAN_SECONDS
+        answers = {pid: _answered(control, pid) for pid in members}
+        measured = {pid: answer for pid, answer in answers.items() if answer is not None}
+        waiting = [pid for pid, answer in measured.items() if answer < generation]
+        ended = {pid for pid in waiting if not _alive_in_group(pid, pgid)}
+        if ended:  # gone before it answered: its data file, written at exit, is combined
+            members -= ended
+            continue
         if not waiting:
-            return sorted(measured), sorted(set(members) - set(measured))
+            members = set(group_members(pgid)) | set(measured)
+            answers = {pid: _answered(control, pid) for pid in members}
+            if all(answer is None or answer >= generation for answer in answers.values()):
+                measured = {pid: a for pid, a in answers.items() if a is not None}
+                return sorted(measured), sorted(set(members) - set(measured))
+            continue
+        waiting.sort()
         elapsed = time.monotonic() - started
         if elapsed > timeout:
             raise ServeError(f"server processes {waiting} did not write their coverage data "
