@@ -20,20 +20,20 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     results = json.loads((HERE / "results.json").read_text())
-    rows = [(section, server, figures) for section, payload in sorted(results.items())
-            if section.startswith("throughput[")
+    rows = [(f"{section[11:-1]}, Python {payload['python']}", server, figures)
+            for section, payload in sorted(results.items()) if section.startswith("throughput[")
             for server, figures in payload["results"].items() if server != "noop"]
     if not rows:
         print("plot: no throughput figures in bench/results.json", file=sys.stderr)
         return 1
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     width = 0.8 / len(SETUPS)
     for index, setup in enumerate(SETUPS):
         xs = [row + index * width for row in range(len(rows))]
         ax.bar(xs, [figures.get(setup, 0) for _, _, figures in rows], width, label=setup)
     ax.set_xticks([row + 0.4 - width / 2 for row in range(len(rows))])
-    ax.set_xticklabels([f"{server}\n{section[11:-1]}" for section, server, _ in rows],
-                       fontsize=8)
+    ax.set_xticklabels([f"{server}\n{label.replace(', ', chr(10))}" for label, server, _ in rows],
+                       fontsize=7)
     ax.set_ylabel("requests/s (wrk -t1 -c8, median)")
     python = {payload["python"] for payload in results.values()}
     ax.set_title(f"Measured server throughput (Python {', '.join(sorted(python))})")
