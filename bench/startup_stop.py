@@ -116,7 +116,8 @@ def main() -> None:
           f"{medians['ready']['servercov'] / medians['ready']['hand']:.2f} x the hand recipe "
           "(goal <= 1.00)")
     if not args.quick:
-        record("startup_stop", {"rounds": args.rounds, "medians_s": medians})
+        record(f"startup_stop[Python {sys.version.split()[0]}]",
+               {"rounds": args.rounds, "medians_s": medians})
 
 
 if __name__ == "__main__":

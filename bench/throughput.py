@@ -140,6 +140,8 @@ def main() -> int:
     parser.add_argument("--core", choices=("default", "ctrace", "sysmon", "auto"),
                         default="default")
     parser.add_argument("--branch", action="store_true")
+    parser.add_argument("--setups", default="none,coverage,servercov,servercov+contexts",
+                        help="which setups to measure (coverage and servercov at least)")
     parser.add_argument("--uwsgi-threads", type=int, default=2,
                         help="threads per uWSGI process (coverage's own way traces only the "
                              "first before Python 3.12; servercov traces them all)")
@@ -166,6 +168,8 @@ def main() -> int:
                 "servercov+contexts": lambda k=kind: servercov(
                     project, k, args.seconds, contexts=True, core_env=core_env),
             }
+            setups = {name: run for name, run in setups.items()
+                      if name in args.setups.split(",")}
             figures: dict[str, list[float]] = {name: [] for name in setups}
             for _ in range(args.rounds):
                 for name, run in setups.items():
@@ -181,7 +185,7 @@ def main() -> int:
           f"medians; {label}; Python {sys.version.split()[0]}")
     for kind, row in results.items():
         print(f"  {kind}: " + json.dumps({k: round(v, 3) for k, v in row.items()}))
-    if not args.quick:
+    if not args.quick and len(args.setups.split(",")) == 4:  # only whole comparisons are kept
         record(f"throughput[{label}]", {"rounds": args.rounds, "seconds": args.seconds,
                                         "results": results})
     return 0

@@ -2,7 +2,8 @@
 
 Every measured server process runs a small thread (``inserver.py``) that
 watches ``<control>/request``.  A snapshot writes a new generation number
-there; each process then writes a dump of everything it has executed (what
+there and a byte into each process's FIFO ``<control>/wake.<pid>``, where
+that thread sleeps; each process then writes a dump of everything it has executed (what
 it saved plus a copy of its collector's memory) as
 ``<data_file>.servercov-dump.pid<pid>``, renamed into place, and answers with
 ``<control>/ack.<pid>``.  Once every live measured process of the server's
@@ -13,6 +14,7 @@ processes that have ended are combined, and the reports written.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +80,24 @@ def _read(path: Path) -> str:
 _RESCAN_SECONDS = 0.25  # how often the whole group is listed again while waiting
 
 
+def _wake(control: Path, pid: int) -> None:
+    """Write a byte into ``pid``'s wake FIFO, so its snapshot thread looks now.
+
+    No FIFO (it could not be made there): that process looks every 25 ms anyway.
+    """
+    try:
+        fd = os.open(control / f"wake.{pid}", os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.write(fd, b"!")
+    except OSError:
+        pass  # full: it has been woken already
+    finally:
+        os.close(fd)
+
+
 def _alive_in_group(pid: int, pgid: int) -> bool:
     fields = proc_stat(pid)
     return fields is not None and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid
@@ -103,6 +123,7 @@ def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
     next_progress = started + 1.0
     members = set(group_members(pgid))
     next_scan = started + _RESCAN_SECONDS
+    woken: set[int] = set()
     while True:
         if time.monotonic() >= next_scan:  # a worker forked meanwhile must answer too
             members |= set(group_members(pgid))
@@ -110,6 +131,9 @@ def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
         answers = {pid: _answered(control, pid) for pid in members}
         measured = {pid: answer for pid, answer in answers.items() if answer is not None}
         waiting = [pid for pid, answer in measured.items() if answer < generation]
+        for pid in set(waiting) - woken:
+            _wake(control, pid)
+            woken.add(pid)
         ended = {pid for pid in waiting if not _alive_in_group(pid, pgid)}
         if ended:  # gone before it answered: its data file, written at exit, is combined
             members -= ended
@@ -129,7 +153,7 @@ def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
         if progress is not None and time.monotonic() >= next_progress:
             progress(elapsed, waiting)
             next_progress += 1.0
-        time.sleep(0.01)
+        time.sleep(0.005)
 
 
 def snapshot_files(settings: CoverageConfig, live: list[int]) -> list[str]:
