@@ -16,14 +16,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# wrk last: it leaves tens of thousands of sockets in TIME_WAIT for a minute,
+# which slows every connect of the start-up benchmarks after it.
 SCRIPTS = (
     ("suite_wall.py",),
-    ("throughput.py",),
-    ("throughput.py", "--branch", "--servers", "gunicorn"),
     ("startup_stop.py",),
     ("snapshot_latency.py",),
     ("report_time.py",),
     ("rss.py",),
+    ("throughput.py",),
+    ("throughput.py", "--branch", "--servers", "gunicorn"),
+    ("throughput.py", "--servers", "uwsgi", "--uwsgi-threads", "1"),
 )
 
 
