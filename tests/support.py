@@ -262,6 +262,13 @@ def serve_state(project: Path, serve: subprocess.Popen[str], timeout: float = 60
     return json.loads(path.read_text())
 
 
+def stop_serve(project: Path, serve: subprocess.Popen[str]) -> None:
+    """End a serve the orderly way: ``servercov stop`` succeeds, then the serve exits 0."""
+    stopped = run_servercov(project, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert end_process(serve) == 0
+
+
 def end_process(process: subprocess.Popen[str], timeout: float = 60) -> int:
     """Wait for ``process`` under a deadline; kill its group if it overruns."""
     try:

@@ -22,7 +22,6 @@ import pytest
 from tests.support import (
     assert_exact,
     assert_no_leftovers,
-    end_process,
     ground_truth,
     lines_differ,
     make_project,
@@ -36,6 +35,7 @@ from tests.support import (
     servercov_lines,
     start_nose2,
     start_serve,
+    stop_serve,
     stray_data_files,
     wait_for_file,
 )
@@ -248,9 +248,7 @@ def test_a_malformed_snapshot_request_is_ignored_and_the_snapshot_fails(tmp_path
             if text.strip() == 'return "b"']
         assert set(once_b) <= measured["__init__.py"]
         assert "pid" in (project / "serve.log").read_text()
-        stopped = run_servercov(project, "stop")
-        assert stopped.returncode == 0, stopped.stderr
-        assert end_process(serve) == 0
+        stop_serve(project, serve)
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)

@@ -33,6 +33,7 @@ from tests.support import (
     servercov_command,
     servercov_lines,
     start_serve,
+    stop_serve,
     stray_data_files,
     use_core,
 )
@@ -227,9 +228,7 @@ def test_a_new_serve_replaces_a_stale_state_file_and_refuses_a_second_serve(tmp_
         second = run_servercov(project, "serve")
         assert second.returncode == 1
         assert f"a servercov serve is already running for {project / '.apirc'}" in second.stderr
-        stopped = run_servercov(project, "stop")
-        assert stopped.returncode == 0, stopped.stderr
-        assert end_process(serve) == 0
+        stop_serve(project, serve)
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
@@ -257,9 +256,7 @@ def test_snapshots_asked_at_once_are_each_answered_and_stale_requests_dropped(tm
             assert "servercov: json report: " in err, err
         assert not stale.exists()
         assert list((project / ".servercov").glob("snapshot.*")) == []
-        stopped = run_servercov(project, "stop")
-        assert stopped.returncode == 0, stopped.stderr
-        assert end_process(serve) == 0
+        stop_serve(project, serve)
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
