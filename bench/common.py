@@ -27,6 +27,12 @@ RESULTS = REPO / "bench" / "results.json"
 # charge every server start of every setup with recompiling its modules.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
+# Started as a background job of a shell (`cmd &`, nohup), this process and every
+# server it starts would ignore SIGINT, which the benchmarks stop servers with.  A
+# handler here is reset to the default at exec; an ignored signal would stay ignored.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 sys.path.insert(0, str(REPO))
 
 from nose2_servercov.network import http_status, pick_free_port  # noqa: E402

@@ -60,7 +60,12 @@ def baseline_round(folder: Path, *, measured: bool) -> dict[str, float]:
     _wait_ready(port)
     ready = time.perf_counter()
     os.killpg(server.pid, signal.SIGINT if measured else signal.SIGTERM)
-    server.wait(30)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:  # never leave it running, even when the bench fails
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+        raise
     stopped = time.perf_counter()
     if measured:
         for step in (["combine", "-q"], ["html", "-q", "-d", str(folder / "hand-html")]):

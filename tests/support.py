@@ -318,6 +318,18 @@ class Load:
         for thread in self.threads:
             thread.join(30)
 
+    def stop_once_every_kind_is_sent(self, timeout: float = 60) -> None:
+        """Stop the load once each kind has been sent (one unlocks every ``unlock_every``).
+
+        A load that ends when something else is done (six snapshots, say) may
+        end before the last kinds unlock on a fast run: wait for them, bounded.
+        """
+        deadline = time.monotonic() + timeout
+        while len(self.kinds_sent()) < len(self.kinds) and time.monotonic() < deadline:
+            if self.stopped.wait(0.02):
+                break
+        self.stop()
+
     def wait(self) -> None:
         """Let the load run its course, then stop it."""
         self.stopped.wait(max(self.started + self.seconds - time.monotonic(), 0))

@@ -91,7 +91,7 @@ def test_snapshots_under_load_with_four_gunicorn_workers(tmp_path, core):
             assert taken.returncode == 0, taken.stderr
             assert "snapshot of 5 live server processes" in taken.stderr  # arbiter + 4
             snapshots.append((asked, measured_lines(project / ".coverage", project / "webapp")))
-        load.stop()
+        load.stop_once_every_kind_is_sent()
         stopped = run_servercov(project, "stop", timeout=120)
         assert stopped.returncode == 0, stopped.stderr
         assert end_process(serve) == 0
