@@ -267,7 +267,14 @@ def _wait_for_command(child: subprocess.Popen[bytes], stops: _StopSignals, wakeu
     deadline: float | None = None
     forwarded = 0
     while True:
-        pid, status = os.waitpid(child.pid, os.WNOHANG)
+        try:
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+        except ChildProcessError:
+            # Popen.send_signal polls first, and that poll reaped a command that
+            # had just ended: the status is in child.returncode (1 run in ~60).
+            if child.returncode is None:
+                raise
+            return child.returncode
         if pid:
             child.returncode = os.waitstatus_to_exitcode(status)
             return child.returncode
