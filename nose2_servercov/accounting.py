@@ -143,10 +143,6 @@ def _problems(run_dir: Path) -> dict[int, list[str]]:
     return found
 
 
-def _pid_of(name: str, settings: CoverageConfig) -> int | None:
-    return data.pid_of_data_file(name, settings)
-
-
 def read_data_file(path: str) -> tuple[str | None, int]:
     """Return why coverage cannot use ``path`` (None if it can), and how many files it holds."""
     try:
@@ -218,7 +214,7 @@ def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accoun
     for name in data.data_files(settings):
         if name.endswith((".tmp", "-journal")):
             continue
-        pid = _pid_of(name, settings)
+        pid = data.pid_of_data_file(name, settings)
         reason, measured = read_data_file(name)
         if reason is None:
             result.good_files.append(name)

@@ -382,6 +382,9 @@ def _serve(args: argparse.Namespace) -> int:
     from nose2_servercov.session import ServerSession
 
     session = ServerSession(config, verbose=args.verbose, snapshots=True)
+    # Before serve.json exists: a `servercov snapshot` that finds it sends SIGUSR1
+    # at once, and SIGUSR1's default would kill the serve.  Kept until exit.
+    signal.signal(signal.SIGUSR1, lambda signum, frame: None)
     stops = _StopSignals()
     with _on_stop_signals(stops):
         try:
@@ -462,23 +465,22 @@ def _serve_until_stopped(session: ServerSession, config: ServerConfig, path: Pat
     """Wait while the server runs, taking the snapshots asked for (SIGUSR1 wakes us).
 
     A stop signal raises ``_Stop`` out of the wait, never out of a snapshot:
-    while one is taken, signals are only recorded, and acted on after it.
+    while one is taken, signals are only recorded, and acted on after it.  A
+    request that cannot be answered is named; it never ends the serve.
     """
-    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
-    try:
-        with _wakeup_pipe() as wakeup:  # SIGCHLD too: the server's exit is seen at once
-            while session.running():
-                select.select([wakeup], [], [], 0.2)
-                with contextlib.suppress(OSError):
-                    os.read(wakeup, 512)
-                stops.raising = False
+    with _wakeup_pipe() as wakeup:  # SIGCHLD too: the server's exit is seen at once
+        while session.running():
+            select.select([wakeup], [], [], 0.2)
+            with contextlib.suppress(OSError):
+                os.read(wakeup, 512)
+            stops.raising = False
+            try:
                 answer_snapshot_requests(path, lambda: _snapshot_here(session, config, path))
-                if stops.received:
-                    raise _Stop(stops.received[0])
-                stops.raising = True
-    finally:
-        # Not SIG_DFL: a snapshot request arriving while the serve ends must not kill it.
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN if previous == signal.SIG_DFL else previous)
+            except OSError as exc:
+                _say(f"warning: a snapshot request could not be answered: {describe_error(exc)}")
+            if stops.received:
+                raise _Stop(stops.received[0])
+            stops.raising = True
 
 
 def _snapshot_here(session: ServerSession, config: ServerConfig, path: Path) -> SnapshotAnswer:

@@ -47,6 +47,8 @@ def pid_of_data_file(name: str, settings: CoverageConfig) -> int | None:
     suffix = name[len(settings.data_file):]
     match = _PID_IN_NAME.search(suffix) or _PID_IN_OLD_SUFFIX.search(suffix)
     return int(match[1]) if match else None
+
+
 _CONTROL_FILES = ("request", "request.tmp", "ack.*", "wake.*", "dump.*.tmp")
 _FOLDER_RELATIVE = ("data_file", "debug_file", "html_dir", "xml_output", "json_output",
                     "lcov_output")

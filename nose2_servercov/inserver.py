@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -242,8 +243,6 @@ def _wait_for_wake(wake: int | None, seconds: float) -> None:
     if wake is None:
         time.sleep(seconds)
         return
-    import select
-
     if select.select([wake], [], [], seconds)[0]:
         try:
             os.read(wake, 4096)

@@ -121,31 +121,27 @@ def request_dumps(settings: CoverageConfig, pgid: int, *, timeout: float,
     os.replace(temporary, request)
     started = time.monotonic()
     next_progress = started + 1.0
-    members = set(group_members(pgid))
-    next_scan = started + _RESCAN_SECONDS
+    members: set[int] = set()
+    next_scan = started  # list the group now, then every _RESCAN_SECONDS
     woken: set[int] = set()
     while True:
-        if time.monotonic() >= next_scan:  # a worker forked meanwhile must answer too
-            members |= set(group_members(pgid))
+        scanned = time.monotonic() >= next_scan
+        if scanned:  # a worker forked meanwhile must answer too; ended ones drop out
+            members = set(group_members(pgid))
             next_scan = time.monotonic() + _RESCAN_SECONDS
         answers = {pid: _answered(control, pid) for pid in members}
         measured = {pid: answer for pid, answer in answers.items() if answer is not None}
-        waiting = [pid for pid, answer in measured.items() if answer < generation]
+        # One that ended before it answered left its data file at exit: that is combined.
+        waiting = sorted(pid for pid, answer in measured.items()
+                         if answer < generation and _alive_in_group(pid, pgid))
         for pid in set(waiting) - woken:
             _wake(control, pid)
             woken.add(pid)
-        ended = {pid for pid in waiting if not _alive_in_group(pid, pgid)}
-        if ended:  # gone before it answered: its data file, written at exit, is combined
-            members -= ended
-            continue
         if not waiting:
-            members = set(group_members(pgid)) | set(measured)
-            answers = {pid: _answered(control, pid) for pid in members}
-            if all(answer is None or answer >= generation for answer in answers.values()):
-                measured = {pid: a for pid, a in answers.items() if a is not None}
-                return sorted(measured), sorted(set(members) - set(measured))
+            if scanned:
+                return sorted(measured), sorted(members - set(measured))
+            next_scan = 0.0  # list the group once more before answering
             continue
-        waiting.sort()
         elapsed = time.monotonic() - started
         if elapsed > timeout:
             raise ServeError(f"server processes {waiting} did not write their coverage data "
