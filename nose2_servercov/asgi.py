@@ -70,10 +70,16 @@ class ServercovMiddleware:
         if scope.get("type") != "http" or not self.token:
             return await self.app(scope, receive, send)
         if not is_control_path(self.shutdown_path, *_paths(scope)):
-            label = _header(scope, CONTEXT_HEADER)
-            if label and self.switch_context is not None:
-                self.switch_context(label.decode("latin-1"))
-            return await self.app(scope, receive, send)
+            if self.switch_context is None:
+                return await self.app(scope, receive, send)
+            # One request at a time, from its start until the app has sent its
+            # last byte and returned (streaming bodies, background tasks included).
+            label = (_header(scope, CONTEXT_HEADER) or b"").decode("latin-1")
+            release = await self.switch_context.hold_async(label)
+            try:
+                return await self.app(scope, receive, send)
+            finally:
+                release()
         if not token_matches(_header(scope, TOKEN_HEADER) or b"", self.token):
             return await _answer(send, 403, {"error": "X-Servercov-Token is missing or wrong"})
         await _answer(send, 202, {"status": "stopping"})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from nose2_servercov.wsgi import (
@@ -46,8 +47,13 @@ class ServercovMiddleware:
             raise MiddlewareNotUsed("SERVERCOV_TOKEN is not set: no servercov route")
         self.get_response = get_response
         self.shutdown_path = getattr(settings, "SERVERCOV_SHUTDOWN_PATH", DEFAULT_SHUTDOWN_PATH)
-        self.switch_context = (_ContextSwitch() if os.environ.get(CONTEXTS_VARIABLE) == "test"
-                               else None)
+        self.switch_context = None
+        if os.environ.get(CONTEXTS_VARIABLE) == "test":
+            from django.core.signals import request_finished  # type: ignore[import-untyped]
+
+            self.switch_context = _ContextSwitch()
+            # Connected after the apps' own receivers: those run inside the request's turn.
+            request_finished.connect(_finished, weak=False, dispatch_uid="servercov-contexts")
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
@@ -56,20 +62,32 @@ class ServercovMiddleware:
         if self.is_async:
             return self._acall(request)
         answer = self._control(request)
-        return self.get_response(request) if answer is None else answer
+        if answer is not None:
+            return answer
+        if self.switch_context is None:
+            return self.get_response(request)
+        release = self.switch_context.hold(_label(request))
+        return _release_when_finished(_respond(self.get_response, request, release), release)
 
     async def _acall(self, request: Any) -> Any:
         answer = self._control(request)
-        return await self.get_response(request) if answer is None else answer
+        if answer is not None:
+            return answer
+        if self.switch_context is None:
+            return await self.get_response(request)
+        release = await self.switch_context.hold_async(_label(request))
+        try:
+            response = await self.get_response(request)
+        except BaseException:
+            release()
+            raise
+        return _release_when_finished(response, release)
 
     def _control(self, request: Any) -> Any:
         """Return the route's answer for a control request, None for any other."""
         from django.http import JsonResponse  # type: ignore[import-untyped]
 
         if not is_control_path(self.shutdown_path, request.path, request.path_info):
-            label = request.headers.get("X-Servercov-Context")
-            if label and self.switch_context is not None:
-                self.switch_context(label)
             return None
         if not token_matches(request.headers.get("X-Servercov-Token", ""), self.token):
             return JsonResponse({"error": "X-Servercov-Token is missing or wrong"}, status=403)
@@ -79,3 +97,51 @@ class ServercovMiddleware:
         response._resource_closers.append(sent.set)
         stop_after(sent, dict(request.META))
         return response
+
+
+def _label(request: Any) -> str:
+    return str(request.headers.get("X-Servercov-Context") or "")
+
+
+def _respond(get_response: Any, request: Any, release: Callable[[], None]) -> Any:
+    try:
+        return get_response(request)
+    except BaseException:
+        release()
+        raise
+
+
+# The release of the request whose response is being closed in this thread: set by
+# the response's resource closer, taken by the request_finished receiver.
+_closing = threading.local()
+
+
+def _release_when_finished(response: Any, release: Callable[[], None]) -> Any:
+    """Release the test context once Django has finished ``response``.
+
+    Django's ``response.close()``, called by every handler once the response is
+    sent (a streaming body included), runs the resource closers and then sends
+    ``request_finished``; the context is held through the receivers of that
+    signal too, which are the app's code.  A response that cannot be followed
+    so is released at once.
+    """
+    closers = getattr(response, "_resource_closers", None)
+    if not isinstance(closers, list):
+        release()
+        return response
+
+    def closing() -> None:
+        pending = getattr(_closing, "release", None)
+        if pending is not None:  # a close() whose signal never came: never hold for good
+            pending()
+        _closing.release = release
+    closers.append(closing)
+    return response
+
+
+def _finished(**_: Any) -> None:
+    pending = getattr(_closing, "release", None)
+    _closing.release = None
+    if pending is not None:
+        pending()
+

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -210,7 +211,8 @@ class _ContextSwitch:
 
     coverage's context is one per process, not per thread: the lines every
     thread runs go to the context set last.  So while ``contexts = test`` a
-    server process runs one request at a time (:meth:`hold` ... :meth:`release`),
+    server process runs one request at a time (:meth:`hold`, or
+    :meth:`hold_async` on an event loop, until the release it returns is called),
     labelled or not, and switches the context when a label changes
     (switch_context flushes the collector, safe only while no other request is
     traced).  Tests that run at once (pytest-xdist, nose2's mp plugin, threads)
@@ -226,6 +228,7 @@ class _ContextSwitch:
         self.lock = threading.Lock()
         self.serial = threading.Lock()  # held from the request's start to its close()
         self.current: tuple[int, str] | None = None
+        self.loop_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __call__(self, label: str) -> None:
         coverage = sys.modules.get("coverage")  # only where coverage already runs
@@ -243,22 +246,59 @@ class _ContextSwitch:
     def hold(self, label: str) -> Callable[[], None]:
         """Wait until no other request runs, switch to ``label``; return the release."""
         if not self.serial.acquire(timeout=self.HOLD_TIMEOUT):
-            _report_problem(f"a request held the test context for over {self.HOLD_TIMEOUT:g} s: "
-                            f"a request for {label or 'no test'!r} ran beside it, and the lines "
-                            "of both may be recorded under either test's context")
-            self(label)
-            return lambda: None
+            return self._held_too_long(label)
+        self._enter(label)
+        return _once(self.serial.release)
+
+    async def hold_async(self, label: str) -> Callable[[], None]:
+        """:meth:`hold` for a request on an event loop, whose turn comes at an ``await``.
+
+        The lock is the loop's own (a blocking wait would stop the loop that runs
+        the holder); the release may come from any thread (Django closes its
+        async responses in a worker thread).
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        lock = self.loop_locks.get(loop)
+        if lock is None:
+            lock = self.loop_locks[loop] = asyncio.Lock()
+        try:
+            await asyncio.wait_for(lock.acquire(), self.HOLD_TIMEOUT)
+        except asyncio.TimeoutError:
+            return self._held_too_long(label)
+        self._enter(label)
+
+        def release() -> None:
+            try:
+                loop.call_soon_threadsafe(lock.release)
+            except RuntimeError:  # the loop is closed: nothing waits on its lock
+                pass
+        return _once(release)
+
+    def _enter(self, label: str) -> None:
         # An unlabelled request (a ready check, a person at the browser) keeps the
         # context it finds: switching to "" made serve's data unreadable to the
         # accounting (test_browser: "ran no code"), cause not yet found.
         if label:
             self(label)
-        once = threading.Lock()
 
-        def release() -> None:
-            if once.acquire(blocking=False):
-                self.serial.release()
-        return release
+    def _held_too_long(self, label: str) -> Callable[[], None]:
+        _report_problem(f"a request held the test context for over {self.HOLD_TIMEOUT:g} s: "
+                        f"a request for {label or 'no test'!r} ran beside it, and the lines "
+                        "of both may be recorded under either test's context")
+        self(label)
+        return lambda: None
+
+
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    """Return ``release``, made harmless to call again (close() and __del__ both release)."""
+    once = threading.Lock()
+
+    def release_once() -> None:
+        if once.acquire(blocking=False):
+            release()
+    return release_once
 
 
 class _ReleaseAfterClose:

@@ -198,23 +198,62 @@ def test_coverage_run_nose2_keeps_the_test_process_data(tmp_path, parallel):
 
 # --- contexts exact while tests run at once ------------------------------------------------
 
-CONTEXT_TRUTH = """
+# The ground truth of contexts = test: each label's requests replayed in-process under
+# that context, through the framework's own test client (sys.argv: data file, labels).
+TRUTH_START = """
 import json, sys
 import coverage
 cov = coverage.Coverage(data_file=sys.argv[1], source=["webapp"], branch=True,
                         config_file=False)
 cov.start()
+"""
+TRUTH_LOOP = """
+    client.get("/health/")
+    for label, requests in json.loads(sys.argv[2]):
+        cov.switch_context(label)
+        for method, path, body, status in requests:
+            answer = SEND(client, method, path, body)
+            assert answer.status_code == status, (label, method, path, answer.status_code)
+"""
+# What runs after the last request (FastAPI's lifespan shutdown) is recorded under
+# the context in effect then, the label of whichever test's request came last.
+AFTER_THE_TESTS = "after the tests"
+CONTEXT_TRUTHS = {
+    "flask": TRUTH_START + """
 from webapp import create_app
-app = create_app()
-client = app.test_client()
-client.get("/health/")
-for label, requests in json.loads(sys.argv[2]):
-    cov.switch_context(label)
-    for method, path, body, status in requests:
-        assert client.open(path, method=method, json=body).status_code == status
+if True:
+    client = create_app().test_client()
+""" + TRUTH_LOOP.replace("SEND(client, method, path, body)",
+                         "client.open(path, method=method, json=body)") + """
 cov.stop()
 cov.save()
-"""
+""",
+    "fastapi": TRUTH_START + """
+from fastapi.testclient import TestClient
+from webapp import create_app
+with TestClient(create_app(), raise_server_exceptions=False) as client:
+""" + TRUTH_LOOP.replace("SEND(client, method, path, body)",
+                         "client.request(method, path, json=body)") + f"""
+    cov.switch_context({AFTER_THE_TESTS!r})
+cov.stop()
+cov.save()
+""",
+    "django": TRUTH_START + """
+import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+import django
+django.setup()
+from django.test import Client
+if True:
+    client = Client(raise_request_exception=False)
+""" + TRUTH_LOOP.replace(
+        "SEND(client, method, path, body)",
+        'client.generic(method, path, json.dumps(body) if body is not None else "", '
+        'content_type="application/json")') + """
+cov.stop()
+cov.save()
+""",
+}
 
 
 def lines_by_context(data_file: Path, source: Path) -> dict[str, dict[str, set[int]]]:
@@ -235,23 +274,42 @@ def lines_by_context(data_file: Path, source: Path) -> dict[str, dict[str, set[i
     return found
 
 
-def assert_contexts_exact(project: Path, labels: dict[str, str]) -> None:
-    """Each test's context holds exactly what its requests ran in-process, nothing of the other."""
+def with_lines_added(found: dict[str, dict[str, set[int]]], context: str,
+                     more: dict[str, set[int]]) -> dict[str, dict[str, set[int]]]:
+    """Return ``found`` with the lines of ``more`` added to ``context``."""
+    files = {name: set(lines) for name, lines in found[context].items()}
+    for name, lines in more.items():
+        files.setdefault(name, set()).update(lines)
+    return {**found, context: files}
+
+
+def assert_contexts_exact(project: Path, labels: dict[str, str],
+                          framework: str = "flask") -> None:
+    """Each test's context holds exactly what its requests ran in-process, nothing of the other.
+
+    What runs after the tests (a lifespan shutdown) must be in exactly one of
+    the tests' contexts, whole.
+    """
     sys.path.insert(0, str(SCENARIOS / "pytest"))
     try:
         from interleave import REQUESTS
     finally:
         sys.path.pop(0)
     truth_file = project / ".truth"
-    subprocess.run([sys.executable, "-c", CONTEXT_TRUTH, str(truth_file),
+    subprocess.run([sys.executable, "-c", CONTEXT_TRUTHS[framework], str(truth_file),
                     json.dumps([[label, REQUESTS[name]] for name, label in labels.items()])],
                    cwd=project, env=python_env(), check=True, timeout=RUN_TIMEOUT)
     truth = lines_by_context(truth_file, project / "webapp")
     measured = lines_by_context(project / ".coverage", project / "webapp")
+    after = truth.pop(AFTER_THE_TESTS, None)
     assert set(truth) == {"", *labels.values()}
     assert set(measured) == set(truth), sorted(measured)
-    for context in truth:
-        assert lines_differ(measured[context], truth[context]) == [], context
+    candidates = [truth] if after is None else [
+        with_lines_added(truth, label, after) for label in labels.values()]
+    found = [{context: lines_differ(measured[context], expected[context])
+              for context in expected} for expected in candidates]
+    exact = [problems for problems in found if not any(problems.values())]
+    assert len(exact) == 1, found
 
 
 def assert_tests_overlapped(project: Path) -> None:
@@ -276,6 +334,31 @@ def test_contexts_are_exact_under_xdist_with_interleaved_requests(tmp_path):
     [html_file] = (project / "htmlcov").glob("*__init___py.html")
     html = html_file.read_text()
     assert "test_interleave_pytest.py::test_a" in html  # the html report shows the contexts
+
+
+# The same two interleaving tests against FastAPI and Django: an event loop switches
+# requests at every await, Django's runserver runs each in its own thread.
+INTERLEAVED_SETUPS = {
+    "fastapi-uvicorn": ("fastapi", "{python} -m uvicorn app:app --host {host} --port {port}"),
+    "django-runserver": ("django", "{python} manage.py runserver {host}:{port} --noreload"),
+    "django-uvicorn": ("django", "{python} -m uvicorn django_asgi:application "
+                       "--host {host} --port {port}"),
+}
+
+
+@pytest.mark.parametrize("name", list(INTERLEAVED_SETUPS))
+def test_contexts_are_exact_for_asgi_and_django_with_interleaved_requests(tmp_path, name):
+    scenario, command = INTERLEAVED_SETUPS[name]
+    project = make_project(tmp_path, scenario, servercov=CONTEXTS_RC.replace(
+        "{python} serve.py {port}", command).replace("term, html", "term"))
+    shutil.copytree(SCENARIOS / "pytest", project, dirs_exist_ok=True)
+    run = run_pytest(project, "--servercov", "-n", "2", "test_interleave_pytest.py",
+                     MEET_DIR=str(project))
+    assert run.returncode == 0, output(run)
+    assert_tests_overlapped(project)
+    assert_contexts_exact(project, {"a": "test_interleave_pytest.py::test_a",
+                                    "b": "test_interleave_pytest.py::test_b"},
+                          "fastapi" if scenario == "fastapi" else "django")
 
 
 def test_contexts_are_exact_under_nose2_mp_with_interleaved_requests(tmp_path):

@@ -147,7 +147,12 @@ def test_the_asgi_middleware_hands_the_test_context_to_the_switch(monkeypatch):
     monkeypatch.setenv("SERVERCOV_CONTEXTS", "test")
     gated = asgi.ServercovMiddleware(asgi_app, token="t")
     labels = []
-    gated.switch_context = labels.append
+
+    class Recording(wsgi._ContextSwitch):
+        def __call__(self, label: str) -> None:
+            labels.append(label)
+
+    gated.switch_context = Recording()
     scope = {"type": "http", "method": "GET", "path": "/x/", "root_path": "",
              "headers": [(b"x-servercov-context", b"tests.test_a.A.test_one")]}
 

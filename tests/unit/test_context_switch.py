@@ -50,3 +50,48 @@ def test_a_request_that_never_closes_is_named_and_does_not_block_for_good(monkey
     [problem] = tmp_path.glob("problem.*")
     assert "held the test context for over 0.2 s" in problem.read_text()
     release()
+
+
+def test_on_an_event_loop_a_second_request_waits_without_blocking_the_loop(monkeypatch):
+    import asyncio
+
+    switch = wsgi._ContextSwitch()
+    events = []
+
+    async def request(label: str, release_from_a_thread: bool) -> None:
+        release = await switch.hold_async(label)
+        events.append(("start", label))
+        await asyncio.sleep(0.1)  # the loop runs the other request meanwhile, up to its wait
+        events.append(("end", label))
+        if release_from_a_thread:  # Django closes async responses in a worker thread
+            thread = threading.Thread(target=release)
+            thread.start()
+            thread.join()
+        else:
+            release()
+        release()  # a second release releases nothing twice
+
+    async def main() -> None:
+        await asyncio.gather(request("test_a", True), request("test_b", False),
+                             request("", False))
+
+    asyncio.run(main())
+    assert events == [("start", "test_a"), ("end", "test_a"), ("start", "test_b"),
+                      ("end", "test_b"), ("start", ""), ("end", "")]
+
+
+def test_on_an_event_loop_a_request_that_never_ends_is_named(monkeypatch, tmp_path):
+    import asyncio
+
+    monkeypatch.setenv("SERVERCOV_RUN_DIR", str(tmp_path))
+    switch = wsgi._ContextSwitch()
+    monkeypatch.setattr(switch, "HOLD_TIMEOUT", 0.2)
+
+    async def main() -> None:
+        release = await switch.hold_async("test_a")
+        (await switch.hold_async("test_b"))()  # waits 0.2 s, then runs beside it
+        release()
+
+    asyncio.run(main())
+    [problem] = tmp_path.glob("problem.*")
+    assert "held the test context for over 0.2 s" in problem.read_text()
