@@ -310,7 +310,7 @@ def _analysis(project: Path) -> dict[str, object]:
 # Opens the html report in Chromium as a reader would: the index, then the file's
 # page, where a click on a line's "N ctx" label shows the tests that reached it.
 READ_REPORT = """
-import json, sys
+import json, re, sys
 from pathlib import Path
 from playwright.sync_api import sync_playwright
 from tests.chromium import CHROMIUM, FLAGS
@@ -321,7 +321,9 @@ with sync_playwright() as p:
     files = [t.strip() for t in page.locator("td.name a").all_text_contents()]
     total = page.locator("tr.total td").last.text_content().strip()
     page.locator("td.name a").first.click()
-    page.locator("#source").wait_for()
+    # The "ctx" labels answer clicks only once the page's DOMContentLoaded handler
+    # has run: a click before that only ticks the checkbox (2 in 20 runs did).
+    page.wait_for_url(re.compile(r"_py\\.html$"), wait_until="load")
     def numbers(kind):
         return [int(t) for t in page.locator(f"#source p.{kind} .n a").all_text_contents()]
     contexts = {}

@@ -16,6 +16,7 @@ import tempfile
 import unittest
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -67,9 +68,14 @@ class BookshelfInSelenium(unittest.TestCase):
             field = form.find_element(By.NAME, name)
             field.clear()
             field.send_keys(value)
-        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.execute_script("window.servercovOldPage = true")
         form.find_element(By.TAG_NAME, "button").click()
-        self.wait.until(ec.staleness_of(old_page))  # the answer to the POST has loaded
+        # The answer to the POST has loaded: a new document, whole.  Asked of the old
+        # element (staleness_of), chromedriver may fail while the documents swap.
+        WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.05,
+                      ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.execute_script(
+                "return !window.servercovOldPage && document.readyState === 'complete'"))
 
     def test_list_and_detail(self) -> None:
         self.open("/")
