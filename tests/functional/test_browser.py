@@ -316,13 +316,16 @@ from playwright.sync_api import sync_playwright
 from tests.chromium import CHROMIUM, FLAGS
 with sync_playwright() as p:
     browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-    page = browser.new_page()
+    # Tall enough that the file's page never scrolls: a scroll makes coverage's
+    # header sticky, the lines move under the pointer, and a click meant for a
+    # "ctx" label lands beside it (3 in 80 reads did).
+    page = browser.new_page(viewport={"width": 1280, "height": 6000})
     page.goto(Path(sys.argv[1]).as_uri())
     files = [t.strip() for t in page.locator("td.name a").all_text_contents()]
     total = page.locator("tr.total td").last.text_content().strip()
     page.locator("td.name a").first.click()
     # The "ctx" labels answer clicks only once the page's DOMContentLoaded handler
-    # has run: a click before that only ticks the checkbox (2 in 20 runs did).
+    # has run.
     page.wait_for_url(re.compile(r"_py\\.html$"), wait_until="load")
     def numbers(kind):
         return [int(t) for t in page.locator(f"#source p.{kind} .n a").all_text_contents()]
@@ -336,6 +339,7 @@ with sync_playwright() as p:
         else:
             contexts[line] = [row.locator("label.ctx").inner_text()]
         contexts[line] = sorted(c.strip() for c in contexts[line] if c.strip())
+    assert page.evaluate("window.scrollY") == 0, "the report's page scrolled: make it taller"
     print(json.dumps({"files": files, "total": total, "missed": numbers("mis"),
                       "run": numbers("run"), "contexts": contexts}))
     browser.close()
