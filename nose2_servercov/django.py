@@ -67,7 +67,12 @@ class ServercovMiddleware:
         if self.switch_context is None:
             return self.get_response(request)
         release = self.switch_context.hold(_label(request))
-        return _release_when_finished(_respond(self.get_response, request, release), release)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            release()
+            raise
+        return _release_when_finished(response, release)
 
     async def _acall(self, request: Any) -> Any:
         answer = self._control(request)
@@ -101,14 +106,6 @@ class ServercovMiddleware:
 
 def _label(request: Any) -> str:
     return str(request.headers.get("X-Servercov-Context") or "")
-
-
-def _respond(get_response: Any, request: Any, release: Callable[[], None]) -> Any:
-    try:
-        return get_response(request)
-    except BaseException:
-        release()
-        raise
 
 
 # The release of the request whose response is being closed in this thread: set by

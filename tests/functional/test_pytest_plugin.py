@@ -208,12 +208,12 @@ cov = coverage.Coverage(data_file=sys.argv[1], source=["webapp"], branch=True,
 cov.start()
 """
 TRUTH_LOOP = """
-    client.get("/health/")
-    for label, requests in json.loads(sys.argv[2]):
-        cov.switch_context(label)
-        for method, path, body, status in requests:
-            answer = SEND(client, method, path, body)
-            assert answer.status_code == status, (label, method, path, answer.status_code)
+client.get("/health/")
+for label, requests in json.loads(sys.argv[2]):
+    cov.switch_context(label)
+    for method, path, body, status in requests:
+        answer = SEND(client, method, path, body)
+        assert answer.status_code == status, (label, method, path, answer.status_code)
 """
 # What runs after the last request (FastAPI's lifespan shutdown) is recorded under
 # the context in effect then, the label of whichever test's request came last.
@@ -221,8 +221,7 @@ AFTER_THE_TESTS = "after the tests"
 CONTEXT_TRUTHS = {
     "flask": TRUTH_START + """
 from webapp import create_app
-if True:
-    client = create_app().test_client()
+client = create_app().test_client()
 """ + TRUTH_LOOP.replace("SEND(client, method, path, body)",
                          "client.open(path, method=method, json=body)") + """
 cov.stop()
@@ -231,10 +230,12 @@ cov.save()
     "fastapi": TRUTH_START + """
 from fastapi.testclient import TestClient
 from webapp import create_app
-with TestClient(create_app(), raise_server_exceptions=False) as client:
+client = TestClient(create_app(), raise_server_exceptions=False)
+client.__enter__()  # the lifespan's startup, as a server runs it before the first request
 """ + TRUTH_LOOP.replace("SEND(client, method, path, body)",
                          "client.request(method, path, json=body)") + f"""
-    cov.switch_context({AFTER_THE_TESTS!r})
+cov.switch_context({AFTER_THE_TESTS!r})
+client.__exit__(None, None, None)  # its shutdown
 cov.stop()
 cov.save()
 """,
@@ -244,8 +245,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 import django
 django.setup()
 from django.test import Client
-if True:
-    client = Client(raise_request_exception=False)
+client = Client(raise_request_exception=False)
 """ + TRUTH_LOOP.replace(
         "SEND(client, method, path, body)",
         'client.generic(method, path, json.dumps(body) if body is not None else "", '
