@@ -483,6 +483,24 @@ def _mark_orderly_exit() -> None:
         pass
 
 
+def _finish_saving_before_a_uwsgi_stop() -> None:
+    """Ignore uWSGI's stop signals while a worker on its way out saves its data.
+
+    A worker recycled (max-requests, reload-on-rss) saves at exit; uWSGI's
+    stops (SIGHUP from ``q`` on the master FIFO, SIGINT from a master stopped
+    by INT) run handlers that call exit() again and end the process mid-save,
+    leaving an empty data file.  The worker is leaving anyway, which is all
+    that they ask.  Ignored, not blocked: a blocked signal goes to another thread.
+    Registered again in each worker after the fork, so it runs before the
+    app's own atexit functions too.
+    """
+    try:
+        for signum in (signal.SIGHUP, signal.SIGINT):
+            _original_signal(signum, signal.SIG_IGN)
+    except (OSError, ValueError):  # ValueError: exit() called from another thread
+        pass
+
+
 def _mark_exits_that_skip_atexit() -> None:
     """Mark ``os._exit`` and the exec family too: coverage saves there, atexit never runs."""
     def wrap(name: str) -> None:
@@ -522,6 +540,8 @@ def _register_uwsgi_workers() -> None:
                     if not os.path.exists(os.path.join(
                             os.environ.get("SERVERCOV_RUN_DIR", ""), f"proc.{os.getpid()}")):
                         _register()
+                    atexit.unregister(_finish_saving_before_a_uwsgi_stop)
+                    atexit.register(_finish_saving_before_a_uwsgi_stop)
                     _start_answering_snapshots()
                     if previous is not None:
                         previous()
@@ -546,6 +566,7 @@ def install() -> None:
     in_uwsgi = os.path.basename(_executable()).startswith("uwsgi")
     if in_uwsgi:
         _register_uwsgi_workers()
+        atexit.register(_finish_saving_before_a_uwsgi_stop)
     _save_on_sigterm()
     atexit.register(_refuse_unannounced_greenlets, cov)
     _trace_threads_made_in_c()

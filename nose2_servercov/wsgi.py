@@ -36,6 +36,9 @@ WSGIApp = Callable[..., Iterable[bytes]]
 # the bare ``except:`` around the request it is finishing.
 RESIGNAL_SECONDS = 0.1
 RESIGNAL_LIMIT = 100
+# The longest the shutdown route waits for uWSGI workers still booting (the
+# master pauses two seconds when it respawns workers too fast).
+UWSGI_SETTLE_SECONDS = 5.0
 
 
 def token_matches(given: str | bytes, token: str) -> bool:
@@ -51,14 +54,58 @@ def is_control_path(shutdown_path: str, full_path: str, inner_path: str) -> bool
     return wanted in ("/" + full_path.strip("/"), "/" + inner_path.strip("/"))
 
 
+def _has_worker_handlers(pid: int) -> bool:
+    """Return whether uWSGI process ``pid`` is alive and has its worker's signal handlers.
+
+    Only a worker catches SIGUSR2 (uWSGI's "what am I doing"), and it sets that
+    handler with its stop handlers, once its boot is over; a zombie is not alive.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+        caught = int(fields["SigCgt"], 16)
+    except (OSError, KeyError, ValueError):
+        return False
+    return not fields.get("State", "").strip().startswith(("Z", "X")) and bool(
+        caught & (1 << (signal.SIGUSR2 - 1)))
+
+
+def _await_uwsgi_workers(uwsgi: Any) -> None:
+    """Wait, a bounded time, until no other uWSGI worker is waiting for its respawn or booting.
+
+    uWSGI's stop (the master's SIGHUP to each worker) is lost on a worker forked
+    a moment before: until its boot installs the worker's handlers it runs the
+    master's, which ignore it, and the master then waits for it for good.
+    Workers recycled at the end of a suite (max-requests), and the master's
+    two-second pause when it respawns them "too fast", open that window right
+    when the shutdown comes.
+    """
+    if not _has_worker_handlers(os.getpid()):
+        return  # a uWSGI whose workers do not catch SIGUSR2: nothing to go by
+    deadline = time.monotonic() + UWSGI_SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        # pid 0: reaped and not respawned yet (cheap: stopped on purpose, no respawn).
+        pids = [worker["pid"] for worker in uwsgi.workers()
+                if worker["pid"] != os.getpid() and worker["status"] != "cheap"]
+        if all(pid and _has_worker_handlers(pid) for pid in pids):
+            return
+        time.sleep(0.01)
+
+
+def _master_fifo(uwsgi: Any) -> str | None:
+    """Return the uWSGI master's FIFO, where ``q`` is its graceful shutdown; None without."""
+    fifo = uwsgi.opt.get("master-fifo")
+    if isinstance(fifo, bytes):
+        fifo = fifo.decode()
+    return str(fifo) if fifo and uwsgi.masterpid() else None
+
+
 def _stop_uwsgi() -> None:
     """Stop uWSGI so that every worker finishes its requests and runs atexit."""
     import uwsgi  # the module uWSGI gives the Python it embeds
 
-    fifo = uwsgi.opt.get("master-fifo")
-    if isinstance(fifo, bytes):
-        fifo = fifo.decode()
-    if fifo and uwsgi.masterpid():
+    fifo = _master_fifo(uwsgi)
+    if fifo:
         # 'q' on the master FIFO is uWSGI's graceful shutdown; TERM only reloads 2.0.
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         try:
@@ -70,6 +117,33 @@ def _stop_uwsgi() -> None:
     else:
         # No master: every worker is its own server; HUP lets each finish and exit.
         os.killpg(os.getpgid(0), signal.SIGHUP)
+
+
+def _stop_uwsgi_in_request(environ: dict[str, Any]) -> bool:
+    """Under a uWSGI master, wait for booting workers, then stop it now if that is safe.
+
+    Return whether it was stopped.  A single-core worker that writes ``q``
+    during the request gets the master's SIGHUP while it is busy, and its
+    handler only marks it to leave after the answer.  Sent after the answer,
+    the same SIGHUP can meet this worker on its way out (recycled by
+    max-requests after this very request) and end its save with exit().  With
+    threads the handler never exits; in async mode it exits at once, so there
+    the stop waits for the answer to be out.
+    """
+    uwsgi: Any = sys.modules.get("uwsgi")
+    if uwsgi is None or server_name(environ) != "uwsgi":
+        return False
+    try:
+        if not uwsgi.masterpid():
+            return False
+        _await_uwsgi_workers(uwsgi)
+        if getattr(uwsgi, "cores", 0) != 1 or not _master_fifo(uwsgi):
+            return False
+        _stop_uwsgi()
+        return True
+    except Exception as exc:  # the stop after the answer still happens
+        sys.stderr.write(f"servercov: cannot stop uWSGI from the request: {exc!r}\n")
+        return False
 
 
 def _pool_parent() -> int | None:
@@ -165,7 +239,12 @@ def _stop_when_sent(sent: threading.Event, environ: dict[str, Any]) -> None:
 
 
 def stop_after(sent: threading.Event, environ: dict[str, Any]) -> None:
-    """Stop the server once ``sent`` is set (the answer is out), or after a grace period."""
+    """Stop the server once ``sent`` is set (the answer is out), or after a grace period.
+
+    Under a uWSGI master the stop may happen at once (``_stop_uwsgi_in_request``).
+    """
+    if _stop_uwsgi_in_request(environ):
+        return
     threading.Thread(target=_stop_when_sent, args=(sent, dict(environ)),
                      name="servercov-stop", daemon=True).start()
 

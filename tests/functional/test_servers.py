@@ -363,3 +363,136 @@ def test_the_scenario_app_holds_no_server_specific_code():
     webapp = Path(__file__).parent / "scenarios" / "servers" / "webapp"
     code = "\n".join(p.read_text() for p in webapp.rglob("*.py"))
     assert not re.search(r"import (uwsgi|gunicorn|waitress)|uwsgi\.|SERVER_SOFTWARE", code)
+
+
+# uWSGI --lazy-apps loads the app in each worker, after the fork; a worker that
+# uWSGI respawns while "respawn-slowly" exists takes a while to boot, as a big app does.
+SLOW_BOOT_APP = '''
+import os
+import pathlib
+import time
+
+from webapp import create_app
+
+if pathlib.Path("respawn-slowly").exists():
+    pathlib.Path(f"booting.{os.getpid()}").touch()
+    time.sleep(1.5)
+app = create_app()
+'''
+# The suite's last test makes uWSGI respawn a worker, and ends while it boots.
+RESPAWN_AT_THE_END = '''
+import os
+import pathlib
+import signal
+import time
+import unittest
+
+import requests
+
+
+class RespawnAtTheEnd(unittest.TestCase):
+    def test_a_worker_is_respawned_as_the_suite_ends(self):
+        pid = requests.get(os.environ["SERVERCOV_URL"] + "/pid/", timeout=10).json()["pid"]
+        pathlib.Path("respawn-slowly").touch()
+        os.kill(pid, signal.SIGHUP)  # uWSGI's graceful reload of that one worker
+        deadline = time.monotonic() + 30
+        while not list(pathlib.Path().glob("booting.*")):
+            self.assertLess(time.monotonic(), deadline, "no worker was respawned")
+            time.sleep(0.01)
+'''
+
+
+def test_a_uwsgi_worker_booting_at_the_shutdown_is_stopped_by_the_route(tmp_path):
+    """The shutdown route waits for a worker still booting before it stops uWSGI.
+
+    uWSGI's stop (its master's SIGHUP to each worker) reaches a worker that is
+    still booting while the master's handlers are in place: it ignores the stop
+    and the master waits for it for good.  Recycled workers (max-requests) put
+    one there right at the end of a suite.  Here the route must still stop the
+    server, in the orderly way, with every line kept.
+    """
+    require_servers()
+    variant = Variant("uwsgi --master --http {host}:{port} --module slow_boot_app:app "
+                      "--processes 2 --lazy-apps --master-fifo uwsgi.fifo", 2, "INT")
+    project = make_project(tmp_path, "servers", servercov=variant.servercov())
+    (project / "test_load.py").unlink()
+    (project / "slow_boot_app.py").write_text(SLOW_BOOT_APP)
+    (project / "test_respawn.py").write_text(RESPAWN_AT_THE_END)
+    run = run_nose2(project, PATH=server_path())
+    output = run.stderr
+    assert run.returncode == 0, output + "\n" + tail(project / "server.log")
+    assert re.search(r"^servercov: server stopped by shutdown_path in ", output, re.M), (
+        output + "\n" + tail(project / "server.log"))
+    assert "lost data" not in output
+    assert list(project.glob("booting.*")), "no worker was booting at the shutdown"
+    requests = [["GET", "/health/", None, 200], ["GET", "/pid/", None, 200]]
+    assert lines_differ(measured_lines(project / ".coverage", project / "webapp"),
+                        ground_truth(project, requests)) == []
+    check_clean_end(project)
+
+
+# A worker that leaves while "exit-slowly" exists takes a while to exit, as one
+# with a big data file to save does.
+SLOW_EXIT_APP = '''
+import atexit
+import os
+import pathlib
+import time
+
+from webapp import create_app
+
+
+def slow_exit():
+    if pathlib.Path("exit-slowly").exists():
+        pathlib.Path(f"saving.{os.getpid()}").touch()
+        time.sleep(1.5)
+
+
+atexit.register(slow_exit)
+app = create_app()
+'''
+# The suite's last test makes a worker reach max-requests, and ends while it saves.
+RECYCLE_AT_THE_END = '''
+import os
+import pathlib
+import time
+import unittest
+
+import requests
+
+
+class RecycleAtTheEnd(unittest.TestCase):
+    def test_a_worker_is_recycled_as_the_suite_ends(self):
+        pathlib.Path("exit-slowly").touch()
+        deadline = time.monotonic() + 30
+        while not list(pathlib.Path().glob("saving.*")):  # a connection each: no keep-alive
+            self.assertLess(time.monotonic(), deadline, "no worker was recycled")
+            requests.get(os.environ["SERVERCOV_URL"] + "/pid/", timeout=10)
+'''
+
+
+def test_a_uwsgi_worker_saving_at_the_shutdown_keeps_its_data(tmp_path):
+    """uWSGI's stop does not end a worker that is saving its data on its way out.
+
+    The stop's SIGHUP runs a handler that calls exit() again, which ended a
+    worker recycled by max-requests mid-save, its data file left empty.
+    """
+    require_servers()
+    variant = Variant("uwsgi --master --http {host}:{port} --module slow_exit_app:app "
+                      "--processes 2 --max-requests 3 --min-worker-lifetime 0 "
+                      "--master-fifo uwsgi.fifo", 2, "INT")
+    project = make_project(tmp_path, "servers", servercov=variant.servercov())
+    (project / "test_load.py").unlink()
+    (project / "slow_exit_app.py").write_text(SLOW_EXIT_APP)
+    (project / "test_recycle.py").write_text(RECYCLE_AT_THE_END)
+    run = run_nose2(project, PATH=server_path())
+    output = run.stderr
+    assert run.returncode == 0, output + "\n" + tail(project / "server.log")
+    assert re.search(r"^servercov: server stopped by shutdown_path in ", output, re.M), (
+        output + "\n" + tail(project / "server.log"))
+    assert "lost data" not in output
+    assert list(project.glob("saving.*")), "no worker was saving at the shutdown"
+    requests = [["GET", "/health/", None, 200], ["GET", "/pid/", None, 200]]
+    assert lines_differ(measured_lines(project / ".coverage", project / "webapp"),
+                        ground_truth(project, requests)) == []
+    check_clean_end(project)

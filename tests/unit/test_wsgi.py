@@ -60,3 +60,37 @@ def test_the_stop_sees_the_server_even_after_the_environ_is_emptied(monkeypatch)
     body.close()
     assert stopped.wait(5)
     assert seen["uwsgi.version"] == b"2.0.31"
+
+
+def test_a_uwsgi_worker_counts_as_booted_only_alive_and_catching_sigusr2():
+    """What the shutdown route waits for: SIGUSR2 caught (a worker's handler), not a zombie."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from nose2_servercov.wsgi import _has_worker_handlers
+
+    catching = ("import signal, sys; signal.signal(signal.SIGUSR2, lambda *a: None); "
+                "print(flush=True); sys.stdin.read()")
+    plain = "import sys; print(flush=True); sys.stdin.read()"
+    children = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE) for code in (catching, plain)]
+    try:
+        for child in children:
+            child.stdout.readline()  # its handlers are in place
+        assert _has_worker_handlers(children[0].pid)
+        assert not _has_worker_handlers(children[1].pid)
+    finally:
+        for child in children:
+            child.stdin.close()
+    zombie = children[0]
+    deadline = time.monotonic() + 30
+    stat = Path(f"/proc/{zombie.pid}/stat")
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline  # it exits on its closed stdin; not reaped yet
+        time.sleep(0.01)
+    assert not _has_worker_handlers(zombie.pid)
+    for child in children:
+        child.wait()
+    assert not _has_worker_handlers(zombie.pid)  # gone
