@@ -402,6 +402,32 @@ class RespawnAtTheEnd(unittest.TestCase):
 '''
 
 
+def assert_uwsgi_stops_cleanly_at_the_end(tmp_path: Path, options: str,
+                                          files: dict[str, str], marker: str) -> None:
+    """Run ``files`` (an app module, a test) under uWSGI; assert an orderly, exact stop.
+
+    ``marker``: the files the suite's end must have seen (booting.*, saving.*).
+    """
+    require_servers()
+    module = next(name for name in files if name.endswith("_app.py"))[:-3]
+    variant = Variant(f"uwsgi --master --http {{host}}:{{port}} --module {module}:app "
+                      f"--processes 2 {options} --master-fifo uwsgi.fifo", 2, "INT")
+    project = make_project(tmp_path, "servers", servercov=variant.servercov())
+    (project / "test_load.py").unlink()
+    for name, text in files.items():
+        (project / name).write_text(text)
+    run = run_nose2(project, PATH=server_path())
+    output = run.stderr + "\n" + tail(project / "server.log")
+    assert run.returncode == 0, output
+    assert re.search(r"^servercov: server stopped by shutdown_path in ", output, re.M), output
+    assert "lost data" not in output
+    assert list(project.glob(marker)), f"no {marker} file: the window was not reached"
+    requests = [["GET", "/health/", None, 200], ["GET", "/pid/", None, 200]]
+    assert lines_differ(measured_lines(project / ".coverage", project / "webapp"),
+                        ground_truth(project, requests)) == []
+    check_clean_end(project)
+
+
 def test_a_uwsgi_worker_booting_at_the_shutdown_is_stopped_by_the_route(tmp_path):
     """The shutdown route waits for a worker still booting before it stops uWSGI.
 
@@ -411,24 +437,10 @@ def test_a_uwsgi_worker_booting_at_the_shutdown_is_stopped_by_the_route(tmp_path
     one there right at the end of a suite.  Here the route must still stop the
     server, in the orderly way, with every line kept.
     """
-    require_servers()
-    variant = Variant("uwsgi --master --http {host}:{port} --module slow_boot_app:app "
-                      "--processes 2 --lazy-apps --master-fifo uwsgi.fifo", 2, "INT")
-    project = make_project(tmp_path, "servers", servercov=variant.servercov())
-    (project / "test_load.py").unlink()
-    (project / "slow_boot_app.py").write_text(SLOW_BOOT_APP)
-    (project / "test_respawn.py").write_text(RESPAWN_AT_THE_END)
-    run = run_nose2(project, PATH=server_path())
-    output = run.stderr
-    assert run.returncode == 0, output + "\n" + tail(project / "server.log")
-    assert re.search(r"^servercov: server stopped by shutdown_path in ", output, re.M), (
-        output + "\n" + tail(project / "server.log"))
-    assert "lost data" not in output
-    assert list(project.glob("booting.*")), "no worker was booting at the shutdown"
-    requests = [["GET", "/health/", None, 200], ["GET", "/pid/", None, 200]]
-    assert lines_differ(measured_lines(project / ".coverage", project / "webapp"),
-                        ground_truth(project, requests)) == []
-    check_clean_end(project)
+    assert_uwsgi_stops_cleanly_at_the_end(
+        tmp_path, "--lazy-apps",
+        {"slow_boot_app.py": SLOW_BOOT_APP, "test_respawn.py": RESPAWN_AT_THE_END},
+        "booting.*")
 
 
 # A worker that leaves while "exit-slowly" exists takes a while to exit, as one
@@ -477,22 +489,7 @@ def test_a_uwsgi_worker_saving_at_the_shutdown_keeps_its_data(tmp_path):
     The stop's SIGHUP runs a handler that calls exit() again, which ended a
     worker recycled by max-requests mid-save, its data file left empty.
     """
-    require_servers()
-    variant = Variant("uwsgi --master --http {host}:{port} --module slow_exit_app:app "
-                      "--processes 2 --max-requests 3 --min-worker-lifetime 0 "
-                      "--master-fifo uwsgi.fifo", 2, "INT")
-    project = make_project(tmp_path, "servers", servercov=variant.servercov())
-    (project / "test_load.py").unlink()
-    (project / "slow_exit_app.py").write_text(SLOW_EXIT_APP)
-    (project / "test_recycle.py").write_text(RECYCLE_AT_THE_END)
-    run = run_nose2(project, PATH=server_path())
-    output = run.stderr
-    assert run.returncode == 0, output + "\n" + tail(project / "server.log")
-    assert re.search(r"^servercov: server stopped by shutdown_path in ", output, re.M), (
-        output + "\n" + tail(project / "server.log"))
-    assert "lost data" not in output
-    assert list(project.glob("saving.*")), "no worker was saving at the shutdown"
-    requests = [["GET", "/health/", None, 200], ["GET", "/pid/", None, 200]]
-    assert lines_differ(measured_lines(project / ".coverage", project / "webapp"),
-                        ground_truth(project, requests)) == []
-    check_clean_end(project)
+    assert_uwsgi_stops_cleanly_at_the_end(
+        tmp_path, "--max-requests 3 --min-worker-lifetime 0",
+        {"slow_exit_app.py": SLOW_EXIT_APP, "test_recycle.py": RECYCLE_AT_THE_END},
+        "saving.*")
