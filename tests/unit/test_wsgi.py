@@ -1,8 +1,13 @@
-"""The control route's gate: absent without a token, 403 with a wrong one."""
+"""The control route's gate (absent without a token, 403 with a wrong one), and its stop."""
 
 from __future__ import annotations
 
-from nose2_servercov.wsgi import ServercovMiddleware, wrap
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nose2_servercov.wsgi import ServercovMiddleware, _has_worker_handlers, wrap
 
 
 def app(environ, start_response):
@@ -64,13 +69,6 @@ def test_the_stop_sees_the_server_even_after_the_environ_is_emptied(monkeypatch)
 
 def test_a_uwsgi_worker_counts_as_booted_only_alive_and_catching_sigusr2():
     """What the shutdown route waits for: SIGUSR2 caught (a worker's handler), not a zombie."""
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    from nose2_servercov.wsgi import _has_worker_handlers
-
     catching = ("import signal, sys; signal.signal(signal.SIGUSR2, lambda *a: None); "
                 "print(flush=True); sys.stdin.read()")
     plain = "import sys; print(flush=True); sys.stdin.read()"
@@ -93,4 +91,5 @@ def test_a_uwsgi_worker_counts_as_booted_only_alive_and_catching_sigusr2():
     assert not _has_worker_handlers(zombie.pid)
     for child in children:
         child.wait()
+        child.stdout.close()
     assert not _has_worker_handlers(zombie.pid)  # gone
