@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nose2_servercov.config import load_config  # noqa: E402
-from nose2_servercov.session import ServerSession  # noqa: E402
+from nose2_servercov.engine.config import load_config  # noqa: E402
+from nose2_servercov.engine.run import ServerSession  # noqa: E402
 
 SCENARIO = REPO / "tests" / "functional" / "scenarios" / "basic"
 SERVERS = {

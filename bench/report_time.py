@@ -28,7 +28,7 @@ from pathlib import Path
 import coverage
 from common import REPO, median, python_env, record
 
-from nose2_servercov import data
+from nose2_servercov.engine import data
 
 
 def one_measured_run(folder: Path) -> Path:

@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO))
 
 from common import record  # noqa: E402
 
-from nose2_servercov.config import load_config  # noqa: E402
-from nose2_servercov.network import http_status, pick_free_port  # noqa: E402
-from nose2_servercov.session import ServerSession  # noqa: E402
+from nose2_servercov.engine.config import load_config  # noqa: E402
+from nose2_servercov.engine.network import http_status, pick_free_port  # noqa: E402
+from nose2_servercov.engine.run import ServerSession  # noqa: E402
 
 
 def _wait_ready(port: int) -> None:

@@ -23,10 +23,10 @@ from typing import Any
 
 from nose2.events import Plugin
 
-from nose2_servercov.config import find_rcfile, load_config
+from nose2_servercov.engine.config import find_rcfile, load_config
+from nose2_servercov.engine.interrupts import OneShotInterrupt
+from nose2_servercov.engine.testrun import MeasuredTestRun
 from nose2_servercov.errors import ServercovError, describe_error
-from nose2_servercov.interrupts import OneShotInterrupt
-from nose2_servercov.testrun import MeasuredTestRun
 
 NOSE2_ONLY_KEYS = ("always-on", "rcfile")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

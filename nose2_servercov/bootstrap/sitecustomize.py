@@ -13,16 +13,37 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _import_inserver():
+    """Import ``nose2_servercov.inserver`` of the checkout that holds this file.
+
+    The package's ``__init__`` imports only the standard library (its public
+    names are lazy), so importing it costs the server nothing.  Where the
+    server's Python finds no ``nose2_servercov``, or another copy of it (a
+    ``uwsgi`` binary, a system Python), this very package is loaded from its
+    folder, so the in-server code always matches the servercov that started it.
+    """
+    import importlib
+    import importlib.util
+
+    package = os.path.dirname(_HERE)
+    init = os.path.join(package, "__init__.py")
+    found = sys.modules.get("nose2_servercov")
+    origin = getattr(found, "__file__", None) if found else None
+    if found is None:
+        spec = importlib.util.find_spec("nose2_servercov")
+        origin = spec.origin if spec else None
+    if origin is None or os.path.realpath(origin) != os.path.realpath(init):
+        spec = importlib.util.spec_from_file_location(
+            "nose2_servercov", init, submodule_search_locations=[package])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["nose2_servercov"] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module("nose2_servercov.inserver")
+
+
 def _servercov_bootstrap() -> None:
     try:
-        import importlib.util
-
-        path = os.path.join(os.path.dirname(_HERE), "inserver.py")
-        spec = importlib.util.spec_from_file_location("_servercov_inserver", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        module.install()
+        _import_inserver().install()
     except Exception as exc:  # never take the server down
         try:
             sys.stderr.write(f"servercov: in-server hook failed in pid {os.getpid()}: {exc!r}\n")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from nose2_servercov.config import load_config
+from nose2_servercov.engine.config import load_config
+from nose2_servercov.engine.run import ServerSession
 from nose2_servercov.errors import ConfigError
-from nose2_servercov.session import ServerSession
 from tests.support import (
     assert_exact,
     assert_no_leftovers,

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from nose2_servercov import accounting
-from nose2_servercov.config import load_config
-from nose2_servercov.session import ServerSession
+from nose2_servercov.engine import accounting
+from nose2_servercov.engine.config import load_config
+from nose2_servercov.engine.run import ServerSession
 from tests.support import SCENARIOS, assert_no_leftovers
 
 pytestmark = pytest.mark.timeout(180)

@@ -265,7 +265,7 @@ def test_ctrl_c_while_servercov_still_imports_is_one_line(tmp_path):
 
         class SlowImport:
             def find_spec(self, name, path=None, target=None):
-                if marker and name == "nose2_servercov.session":
+                if marker and name == "nose2_servercov.engine.run":
                     pathlib.Path(marker).touch()
                     time.sleep(30)
                 return None

@@ -11,8 +11,8 @@ import coverage
 import pytest
 from coverage import CoverageData
 
-from nose2_servercov import accounting, data
-from nose2_servercov.accounting import StopFacts
+from nose2_servercov.engine import accounting, data
+from nose2_servercov.engine.accounting import StopFacts
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import shlex
 import pytest
 from coverage.config import CoverageConfig
 
-from nose2_servercov import asgi, greenlets, wsgi
+from nose2_servercov import asgi, wsgi
+from nose2_servercov.engine import greenlets
 
 
 @pytest.mark.parametrize(("wanted", "full", "inner", "matches"), [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nose2_servercov.config import KEYS, find_rcfile, key_table, load_config
+from nose2_servercov.engine.config import KEYS, find_rcfile, key_table, load_config
 from nose2_servercov.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from nose2_servercov.config import KEYS, ServerConfig, load_config
+from nose2_servercov.engine.config import KEYS, ServerConfig, load_config
 from nose2_servercov.errors import ConfigError
 
 KEY_NAMES = [key.name for key in KEYS]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nose2_servercov import data
-from nose2_servercov.config import find_rcfile, load_config
+from nose2_servercov.engine import data
+from nose2_servercov.engine.config import find_rcfile, load_config
 from nose2_servercov.errors import ConfigError
 
 PYPROJECT = """

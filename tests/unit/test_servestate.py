@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nose2_servercov import keeper
-from nose2_servercov.servestate import _rcfile_argument, _serve_arguments, serves_rcfile
+from nose2_servercov.engine import keeper
+from nose2_servercov.engine.servestate import _rcfile_argument, _serve_arguments, serves_rcfile
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

@@ -32,8 +32,8 @@ from pathlib import Path
 from coverage import CoverageData
 from coverage.config import CoverageConfig
 
-from nose2_servercov import data
-from nose2_servercov.process import proc_stat
+from nose2_servercov.engine import data
+from nose2_servercov.engine.process import proc_stat
 
 COMMAND_WIDTH = 100
 
@@ -284,7 +284,7 @@ def ask_to_save(control: Path, pgid: int, *, timeout: float) -> tuple[frozenset[
     """
     import time
 
-    from nose2_servercov.process import group_members
+    from nose2_servercov.engine.process import group_members
 
     request = control / "request"
     try:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from coverage.config import CoverageConfig
 
-from nose2_servercov import network
-from nose2_servercov.config import SECTION, ServerConfig
+from nose2_servercov.engine import network
+from nose2_servercov.engine.config import SECTION, ServerConfig
 from nose2_servercov.errors import ServerStartError, describe_os_error
 
 # Where coverage's own config names each report's output, for the messages.

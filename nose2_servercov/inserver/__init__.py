@@ -219,7 +219,7 @@ def _keep_data_of_a_master_that_never_exits(cov: Any) -> None:
 # over the GIL).  It still looks every WAKE_CHECK_SECONDS, or every
 # POLL_SECONDS where no FIFO could be made.  It writes the process's dump and
 # answers in <control>/ack.<pid>.  The names are shared with
-# nose2_servercov.data and .snapshot, which this file cannot import.
+# nose2_servercov.engine.data and .snapshot, which this file cannot import.
 POLL_SECONDS = 0.025
 WAKE_CHECK_SECONDS = 1.0
 DUMP_INFIX = ".servercov-dump.pid"
@@ -421,7 +421,7 @@ def _start_answering_snapshots() -> None:
 # serves anything (proc.<pid>: pid, ppid, command line, start time), and marks
 # the start of its orderly exit (exit.<pid>: how much it had measured), so that
 # the session can tell a process that saved from one that was killed.  The
-# names are shared with nose2_servercov.accounting, which this file cannot import.
+# names are shared with nose2_servercov.engine.accounting, which this file cannot import.
 
 def _command_line() -> list[str]:
     try:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from nose2_servercov.engine.keeper import Keeper
 from nose2_servercov.errors import ServerStartError
-from nose2_servercov.keeper import Keeper
 
 TAIL_LINES = 30
 REFUSED_GRACE = 0.5  # seconds a server that refused the shutdown call may take to end

@@ -1,7 +1,7 @@
 """The measured server of a test run inside this process, for the nose2 and pytest plugins.
 
 Both in-process front ends need the same orchestration around
-:class:`~nose2_servercov.session.ServerSession`: the environment the tests
+:class:`~nose2_servercov.engine.run.ServerSession`: the environment the tests
 see while the server runs, a SIGTERM that unwinds the run (so the server is
 stopped and its data kept), and what a server that exited by itself means
 for the run.  It lives here once; the plugins only map it onto their hooks.
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from nose2_servercov import data
-from nose2_servercov.config import ServerConfig
+from nose2_servercov.engine import data
+from nose2_servercov.engine.config import ServerConfig
+from nose2_servercov.engine.run import ServerSession
 from nose2_servercov.errors import ServercovError, ServerStartError, describe_error
-from nose2_servercov.session import ServerSession
 
 # What a server says when it was started in a folder where the app is not.
 _NOT_FOUND_SIGNS = ("ModuleNotFoundError", "No module named", "No such file or directory",

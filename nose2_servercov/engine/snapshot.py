@@ -22,9 +22,9 @@ from typing import IO
 
 from coverage.config import CoverageConfig
 
-from nose2_servercov import data
+from nose2_servercov.engine import data
+from nose2_servercov.engine.process import group_members, proc_stat
 from nose2_servercov.errors import ServeError
-from nose2_servercov.process import group_members, proc_stat
 
 
 def _is_generation(text: str) -> bool:

@@ -41,10 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nose2_servercov import data, snapshot
+from nose2_servercov.engine import data, snapshot
+from nose2_servercov.engine.process import group_members
+from nose2_servercov.engine.servestate import exclusive
 from nose2_servercov.errors import ServeError
-from nose2_servercov.process import group_members
-from nose2_servercov.servestate import exclusive
 
 TOKEN_ENV = "SERVERCOV_CONTROL_TOKEN"
 CONTENT_TYPE = "application/x-coverage-data"

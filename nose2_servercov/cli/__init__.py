@@ -1,8 +1,8 @@
 """The ``servercov`` command: ``run``, ``serve``, ``snapshot`` and ``stop`` over the engine.
 
 A thin front end: it parses the command line, hands the work to
-:class:`~nose2_servercov.session.ServerSession` (and, for ``snapshot``, to
-:mod:`nose2_servercov.snapshot`), and is the only place where an error
+:class:`~nose2_servercov.engine.run.ServerSession` (and, for ``snapshot``, to
+:mod:`nose2_servercov.engine.snapshot`), and is the only place where an error
 becomes a ``servercov: error:`` line and an exit status.
 """
 
@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING
 # What ``snapshot`` and ``stop`` need only: they must not import coverage (see
 # servestate), so the modules that do are imported where they are used.
 from nose2_servercov import __version__
-from nose2_servercov.config import ServerConfig, find_rcfile, load_config
-from nose2_servercov.errors import LostDataError, ServeError, ServercovError, describe_error
-from nose2_servercov.interrupts import OneShotInterrupt
-from nose2_servercov.servestate import (
+from nose2_servercov.engine.config import ServerConfig, find_rcfile, load_config
+from nose2_servercov.engine.interrupts import OneShotInterrupt
+from nose2_servercov.engine.servestate import (
     ServeState,
     SnapshotAnswer,
     answer_snapshot_requests,
@@ -39,10 +38,11 @@ from nose2_servercov.servestate import (
     running_serve,
     state_path,
 )
+from nose2_servercov.errors import LostDataError, ServeError, ServercovError, describe_error
 
 if TYPE_CHECKING:
-    from nose2_servercov.agent import ControlAgent
-    from nose2_servercov.session import ServerSession
+    from nose2_servercov.engine.run import ServerSession
+    from nose2_servercov.remote.agent import ControlAgent
 
 ERROR = 1
 FAIL_UNDER = 2
@@ -313,7 +313,7 @@ def _run(args: argparse.Namespace) -> int:
     if shutil.which(command[0]) is None:
         _say(f"error: cannot run {command[0]!r}: no such command (or not executable)")
         return NOT_FOUND
-    from nose2_servercov.session import ServerSession
+    from nose2_servercov.engine.run import ServerSession
 
     session = ServerSession(_config(args), verbose=args.verbose)
     stops = _StopSignals()
@@ -379,7 +379,7 @@ def _serve(args: argparse.Namespace) -> int:
     if path.exists():
         _say(f"replacing {path}: the serve that wrote it is gone")
         path.unlink()
-    from nose2_servercov.session import ServerSession
+    from nose2_servercov.engine.run import ServerSession
 
     session = ServerSession(config, verbose=args.verbose, snapshots=True)
     # Before serve.json exists: a `servercov snapshot` that finds it sends SIGUSR1
@@ -439,7 +439,7 @@ def _serve_with_control(args: argparse.Namespace) -> int:
 
 
 def _control_agent(args: argparse.Namespace) -> ControlAgent | None:
-    from nose2_servercov import agent  # only a serve with --control needs http.server, ssl
+    from nose2_servercov.remote import agent  # only a serve with --control needs http.server, ssl
 
     if not args.control:
         for flag in ("control_token_file", "control_cert", "control_key", "control_insecure"):
@@ -485,7 +485,7 @@ def _serve_until_stopped(session: ServerSession, config: ServerConfig, path: Pat
 
 def _snapshot_here(session: ServerSession, config: ServerConfig, path: Path) -> SnapshotAnswer:
     """Take a snapshot in the serve; return what ``servercov snapshot`` prints and exits with."""
-    from nose2_servercov import snapshot
+    from nose2_servercov.engine import snapshot
 
     out, err = io.StringIO(), io.StringIO()
     status = 0
@@ -546,7 +546,8 @@ def _stop(args: argparse.Namespace) -> int:
 # --- collect -----------------------------------------------------------------------------------
 
 def _collect(args: argparse.Namespace) -> int:
-    from nose2_servercov import agent, remote
+    from nose2_servercov.remote import agent
+    from nose2_servercov.remote import collector as remote
 
     config = load_config(find_rcfile(args.rcfile), require_command=False)
     urls = remote.agent_urls(args.urls, config)

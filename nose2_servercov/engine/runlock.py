@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from nose2_servercov.engine.keeper import start_time, stop_guarded
 from nose2_servercov.errors import ServerStartError
-from nose2_servercov.keeper import start_time, stop_guarded
 
 LOCK_FILE = "run.lock"
 STATE_FILE = "run.json"

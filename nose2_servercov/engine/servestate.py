@@ -34,9 +34,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nose2_servercov.config import find_rcfile
+from nose2_servercov.engine.config import find_rcfile
+from nose2_servercov.engine.process import proc_stat
 from nose2_servercov.errors import ServeError, ServercovError
-from nose2_servercov.process import proc_stat
 
 STATE_FILE = Path(".servercov") / "serve.json"
 

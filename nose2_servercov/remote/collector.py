@@ -32,11 +32,11 @@ from coverage.config import CoverageConfig
 from coverage.exceptions import CoverageException
 from coverage.files import PathAliases
 
-from nose2_servercov import data, network
-from nose2_servercov.agent import CONTENT_TYPE, PROBLEM_HEADER, TOKEN_ENV, WARNING_HEADER
-from nose2_servercov.config import ServerConfig
+from nose2_servercov.engine import data, network
+from nose2_servercov.engine.config import ServerConfig
+from nose2_servercov.engine.servestate import read_state, state_path
 from nose2_servercov.errors import ConfigError, DataError, ServercovError, ServerStartError
-from nose2_servercov.servestate import read_state, state_path
+from nose2_servercov.remote.agent import CONTENT_TYPE, PROBLEM_HEADER, TOKEN_ENV, WARNING_HEADER
 
 REMOTE_INFIX = ".servercov-remote."
 _SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".tox",
@@ -388,7 +388,7 @@ def agent_status(url: str, *, token: str | None, timeout: float) -> dict[str, An
 class RemoteRun:
     """A run against remote agents: start nothing, wait for them, collect at the end.
 
-    The same steps as :class:`~nose2_servercov.session.ServerSession` (which
+    The same steps as :class:`~nose2_servercov.engine.run.ServerSession` (which
     hands them here when ``remotes`` is set and ``command`` is not).
     """
 

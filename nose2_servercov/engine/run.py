@@ -1,0 +1,357 @@
+"""One measured server run, from config to report: the only thing the front ends call.
+
+Data flows one way: rcfile -> config -> session -> process -> (tests) -> data.
+The session knows nothing of nose2 or of the command line; it prints a few
+``servercov:`` lines on the error stream it is given.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from nose2_servercov.engine import (
+    accounting,
+    cores,
+    data,
+    greenlets,
+    known_bugs,
+    network,
+    preflight,
+)
+from nose2_servercov.engine.config import ServerConfig
+from nose2_servercov.engine.process import ServerProcess, StopOutcome, group_members
+from nose2_servercov.engine.runlock import RunLock
+from nose2_servercov.errors import (
+    ConfigError,
+    DataError,
+    LostDataError,
+    ServerStartError,
+    describe_os_error,
+)
+
+if TYPE_CHECKING:
+    from nose2_servercov.remote.collector import RemoteRun
+
+BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "bootstrap"
+TOKEN_HEADER = "X-Servercov-Token"
+
+
+class ServerSession:
+    """Start the configured server measured, hand out its URL, stop it, report."""
+
+    def __init__(self, config: ServerConfig, *, verbose: bool = False,
+                 err: IO[str] | None = None, out: IO[str] | None = None,
+                 snapshots: bool = False) -> None:
+        self.config = config
+        self.verbose = verbose
+        self.err = err or sys.stderr
+        self.out = out or sys.stdout
+        # gunicorn -k gevent and the like: coverage must know before anything reads them.
+        self.settings = greenlets.announced(data.server_settings(config.rcfile), config.command)
+        if config.contexts == "test":
+            self.settings.show_contexts = True  # [html] show_contexts
+        self.core = cores.choose_core(self.settings, config.core, server_env=config.env,
+                                      contexts_test=config.contexts == "test",
+                                      origin=str(config.rcfile))
+        self.settings.core = self.core.core  # the serialized settings win in the server
+        # Server processes answer snapshots (`servercov serve`), autosave and
+        # the save before a stop signal through files in this folder: beside the
+        # data file for `serve` (snapshot finds it there), else the run folder.
+        self.control: Path | None = data.control_dir(self.settings) if snapshots else None
+        # This run's private folder: every measured process registers there.
+        self.run_dir: Path | None = None
+        self._alive_at_stop: frozenset[int] = frozenset()
+        self._saved_before_signal: frozenset[int] = frozenset()
+        self.token = secrets.token_urlsafe(32)
+        self.port = config.port
+        self.url = ""
+        self.process: ServerProcess | None = None
+        # With remotes and no command, nothing starts here: the agents are collected from.
+        self.remote: RemoteRun | None = None
+        if config.remotes and not config.command:
+            from nose2_servercov.remote.collector import RemoteRun
+
+            self.remote = RemoteRun(config, out=self.out, err=self.err)
+        self.run_lock = RunLock(data.control_dir(self.settings), say=self.say)
+        refused = known_bugs.refusal(config.command, config.cwd, self.server_env())
+        if refused:  # before anything starts
+            raise ConfigError(f"{config.rcfile}: [servercov] command: {refused}")
+
+    def say(self, message: str) -> None:
+        """Print one ``servercov:`` line."""
+        self.err.write(f"servercov: {message}\n")
+        self.err.flush()
+
+    def test_env(self) -> dict[str, str]:
+        """Return what every test process must see while the server runs."""
+        env = {"SERVERCOV_URL": self.url}
+        if self.config.contexts == "test":
+            env["SERVERCOV_CONTEXTS"] = "test"
+        return env
+
+    def server_env(self) -> dict[str, str]:
+        """Return the server's environment: ours, the config's, and what measures it."""
+        env = dict(os.environ)
+        env.update(self.config.env)
+        python_path = [str(BOOTSTRAP_DIR)] + [p for p in [env.get("PYTHONPATH")] if p]
+        env.update(self.test_env())
+        env.update({
+            "SERVERCOV_TOKEN": self.token,
+            "COVERAGE_PROCESS_START": str(self.config.rcfile),
+            "COVERAGE_PROCESS_CONFIG": self.settings.serialize(),
+            "PYTHONPATH": os.pathsep.join(python_path),
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.pop("SERVERCOV_CONTROL_TOKEN", None)  # the serve's control token is not the app's
+        env.pop("COVERAGE_FILE", None)  # the settings name the data file already
+        for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE", "SERVERCOV_RUN_DIR"):
+            env.pop(name, None)  # an outer servercov's, not ours
+        if self.run_dir is not None:
+            env["SERVERCOV_RUN_DIR"] = str(self.run_dir)
+        if self.control is not None:
+            env["SERVERCOV_CONTROL"] = str(self.control)
+            if self.config.autosave:
+                env["SERVERCOV_AUTOSAVE"] = f"{self.config.autosave:g}"
+        return env
+
+    def _pick_port(self) -> int:
+        host, port = self.config.host, self.config.port
+        if port == 0:
+            try:
+                return network.pick_free_port(host)
+            except OSError as exc:
+                raise ServerStartError(
+                    f"{self.config.rcfile}: [servercov] host: no free port to listen on at "
+                    f"{host} ({describe_os_error(exc)}); expected an address of "
+                    "this machine") from None
+        if network.port_accepts(host, port):
+            raise ServerStartError(
+                f"port {port} on {host} is in use by another program: stop that program, "
+                f"or set another port (port = 0 picks a free one) in {self.config.rcfile} "
+                "[servercov]")
+        return port
+
+    def _command(self) -> list[str]:
+        values = {"python": sys.executable, "host": self.config.host,
+                  "port": str(self.port), "url": self.url}
+        return [word.format(**values) for word in self.config.command]
+
+    def _is_ready(self) -> bool:
+        assert self.process is not None
+        if self.config.ready_path:
+            try:
+                status = network.http_status("GET", self.url + self.config.ready_path,
+                                             timeout=1.0)
+            except OSError:
+                return False
+            if status >= 500:
+                return False
+        elif not network.port_accepts(self.config.host, self.port, timeout=0.5):
+            return False
+        # Whatever answered must be our server, not a program that took the port.
+        owned = network.listener_owned_by(self.port, group_members(self.process.pid))
+        return owned is not False
+
+    def start(self) -> str:
+        """Start the server measured and wait until it is ready; return its URL.
+
+        First the run lock (one run at a time per data folder: refused in one
+        line, nothing started, nothing erased), then what an earlier run left
+        running is stopped, and only then are stale data files erased.
+        """
+        preflight.check_before_start(self.config, self.settings)  # nothing to undo yet
+        if self.remote is not None:  # nothing starts here: no server to guard or lock for
+            self.url = self.remote.start()
+            return self.url
+        # LIFO at exit: the server is stopped (registered below) before the lock goes.
+        atexit.register(self.run_lock.release)
+        self.run_lock.acquire(stop_signal=self.config.stop_signal,
+                              timeout=self.config.shutdown_timeout)
+        try:
+            return self._start()
+        except BaseException:
+            if self.process is None or self.process.stopped:
+                self.run_lock.release()  # nothing of this run is left to write data
+            raise
+
+    def _start(self) -> str:
+        data.erase_stale_data(self.settings)
+        self.run_dir = accounting.make_run_dir()
+        atexit.register(accounting.remove_run_dir, self.run_dir)
+        if self.control is None:
+            self.control = self.run_dir
+        else:
+            self.control.mkdir(mode=0o700, exist_ok=True)
+            self.control.chmod(0o700)
+        self.port = self._pick_port()
+        self.url = self.config.url.format(host=self.config.host, port=self.port).rstrip("/")
+        self.process = ServerProcess(
+            self._command(), cwd=self.config.cwd, env=self.server_env(), log=self.config.log,
+            echo=self.err if self.verbose else None)
+        try:
+            self.process.start(stop_signal=self.config.stop_signal, hold=self.run_lock.held())
+        except ServerStartError:
+            self.process = None
+            accounting.remove_run_dir(self.run_dir)
+            raise
+        self.run_lock.record_server(self.process.pid)
+        atexit.register(self.stop)
+        awaited = (f"{self.url}{self.config.ready_path} to answer with a status < 500"
+                   if self.config.ready_path else f"port {self.port} to accept connections")
+        try:
+            seconds = self.process.wait_until_ready(
+                self._is_ready, timeout=self.config.startup_timeout, awaited=awaited,
+                progress=self._show_progress(awaited) if self.err.isatty() else None)
+        except ServerStartError:
+            self.stop(quiet=True)
+            accounting.remove_run_dir(self.run_dir)
+            raise
+        finally:
+            if self.err.isatty():
+                self.err.write("\r\033[K")  # clear the progress line
+        self.say(f"server started: pid {self.process.pid}, {self.url}, "
+                 f"ready in {seconds:.2f} s, {self.core.describe()}")
+        return self.url
+
+    def guard(self, pid: int) -> None:
+        """End ``pid`` (the test command of ``servercov run``) with the server if we die."""
+        if self.process is not None:
+            self.process.guard(pid)
+        self.run_lock.record_command(pid)
+
+    def running(self) -> bool:
+        """Return whether the server command still runs."""
+        if self.remote is not None:
+            return True
+        return self.process is not None and self.process.exit_code() is None
+
+    def _show_progress(self, awaited: str) -> Callable[[float], None]:
+        def show(seconds: float) -> None:
+            self.err.write(f"\rservercov: waiting {seconds:.0f} s of "
+                           f"{self.config.startup_timeout:g} for {awaited}")
+            self.err.flush()
+        return show
+
+    def _request_shutdown(self) -> str | None:
+        """Call the shutdown path; return why it did not work, None when it was delivered."""
+        assert self.config.shutdown_path
+        try:
+            status = network.http_status(
+                self.config.shutdown_method, self.url + self.config.shutdown_path,
+                headers={TOKEN_HEADER: self.token}, timeout=self.config.shutdown_timeout)
+        except ConnectionRefusedError:
+            return "the server refused the connection"
+        except TimeoutError:
+            return f"no answer within {self.config.shutdown_timeout:g} s"
+        except OSError as exc:
+            # No answer is no proof of a stop: the server may be crashing right now.
+            return f"the connection dropped before an answer ({exc})"
+        if status >= 400:
+            return f"{self.config.shutdown_path} answered {status}"
+        return None
+
+    def stop(self, *, quiet: bool = False) -> StopOutcome | None:
+        """Stop the server and reap its whole process group; idempotent."""
+        if self.remote is not None and self.url and not quiet:
+            self.remote.collect()  # /stop (or /snapshot) on every agent
+        if self.process is None:
+            return None
+        first = not self.process.stopped
+        if first and self.run_dir is not None:
+            self._alive_at_stop = frozenset(
+                pid for pid, proc in accounting.registrations(self.run_dir).items()
+                if proc.is_alive())
+        outcome = self.process.stop(
+            request_shutdown=self._request_shutdown if self.config.shutdown_path else None,
+            stop_signal=self.config.stop_signal, timeout=self.config.shutdown_timeout,
+            before_signal=self._save_before_signal)
+        self.run_lock.server_gone = not self.process.alive()  # then a next session may lock
+        if first and not quiet:
+            self.say(f"server stopped by {outcome.step} in {outcome.seconds:.2f} s")
+            for note in outcome.notes:
+                self.say(f"  {note}")
+            if outcome.notes and not self.verbose:
+                self.err.write(self.process.tail() + "\n")
+        return outcome
+
+    def _save_before_signal(self) -> list[str]:
+        """Have every measured process put its data on disk before a stop signal."""
+        if self.control is None or self.process is None:
+            return []
+        saved, notes = accounting.ask_to_save(self.control, self.process.pid,
+                                              timeout=self.config.shutdown_timeout)
+        self._saved_before_signal = saved
+        return notes
+
+    def account(self, outcome: StopOutcome | None) -> accounting.Accounting:
+        """Hold the registered processes against the data on disk; say every loss."""
+        assert self.process is not None and self.run_dir is not None
+        facts = accounting.StopFacts(
+            leader_pid=self.process.pid, leader_status=self.process.exit_code(),
+            step=outcome.step if outcome else "", stop_signal=self.config.stop_signal.name,
+            alive_at_stop=self._alive_at_stop, saved_before_signal=self._saved_before_signal)
+        found = accounting.account(self.run_dir, self.settings, facts)
+        prefix = "warning: lost data" if self.config.lost_data == "warn" else "lost data"
+        for line in found.losses:
+            self.say(f"{prefix}: {line}")
+        for line in found.warnings:
+            self.say(f"warning: {line}")
+        return found
+
+    def _nothing_to_report(self, found: accounting.Accounting) -> DataError:
+        if found.losses and not found.good_files:
+            error = LostDataError if self.config.lost_data == "fail" else DataError
+            return error("no coverage data to report: every measured server process lost "
+                         "its data (named above)")
+        if found.registered == 0:
+            return DataError(
+                "no server process was measured: servercov's start-up hook ran in no "
+                "server process (is the server a Python program? does its command replace "
+                "PYTHONPATH?); see the server's output above")
+        source = ", ".join(self.settings.source or ()) or "(not set)"
+        return DataError(f"the {found.registered} measured server process"
+                         f"{'es' if found.registered > 1 else ''} ran no code of "
+                         f"[run] source = {source}: check [run] source")
+
+    def finish(self) -> data.ReportResult:
+        """Stop the server, account for every process's data, combine it, write the reports."""
+        if self.remote is not None:
+            return self.remote.finish()
+        try:
+            return self._finish()
+        finally:
+            self.run_lock.release()  # the reports are written: the next run may erase
+
+    def _finish(self) -> data.ReportResult:
+        if self.process is None or self.run_dir is None:
+            raise ServerStartError("the server was not started: there is nothing to report")
+        outcome = self.stop()
+        if data.save_runner_data(self.settings):
+            self.say("saved the test runner's own coverage data to combine it too")
+        try:
+            found = self.account(outcome)
+            if not found.measured_any:
+                raise self._nothing_to_report(found)
+            result = data.combine_and_report(self.settings, self.config.reports, self.out,
+                                             files=found.good_files)
+        finally:
+            data.erase_control_files(self.settings)  # the dumps were combined with the rest
+            if self.run_dir is not None:
+                accounting.remove_run_dir(self.run_dir)
+        result.lost_data = found.lost_data and self.config.lost_data == "fail"
+        count = len(result.combined)
+        self.say(f"combined {count} data file{'s' if count > 1 else ''} into "
+                 f"{self.settings.data_file}")
+        for name, place in result.outputs:
+            if place != "terminal":
+                self.say(f"{name} report: {place}")
+        if result.failed_under:
+            self.say(f"total coverage {result.total:.2f}% is under fail_under "
+                     f"{result.fail_under:g}")
+        return result
