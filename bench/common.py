@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIO = REPO / "tests" / "functional" / "scenarios" / "servers"
+SCENARIO = REPO / "tests" / "scenarios" / "servers"
 RESULTS = REPO / "bench" / "results.json"
 
 # A user's Python keeps compiled bytecode: a shell that turns that off would

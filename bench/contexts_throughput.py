@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from nose2_servercov.engine.config import load_config  # noqa: E402
 from nose2_servercov.engine.run import ServerSession  # noqa: E402
 
-SCENARIO = REPO / "tests" / "functional" / "scenarios" / "basic"
+SCENARIO = REPO / "tests" / "scenarios" / "basic"
 SERVERS = {
     "werkzeug threaded": "{python} serve.py {port}",
     "gunicorn -w 2 gthread x4": "{python} -m gunicorn -w 2 -k gthread --threads 4 "

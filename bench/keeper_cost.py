@@ -33,7 +33,7 @@ from nose2_servercov.engine import keeper  # noqa: E402
 from nose2_servercov.engine.config import load_config  # noqa: E402
 from nose2_servercov.engine.run import ServerSession  # noqa: E402
 
-SCENARIO = REPO / "tests" / "functional" / "scenarios" / "basic"
+SCENARIO = REPO / "tests" / "scenarios" / "basic"
 
 
 def start_to_ready(project: Path) -> float:

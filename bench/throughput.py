@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--rounds 5] [--seconds 3] [--quick]
 
-The servers scenario's Flask app (tests/functional/scenarios/servers) under
+The servers scenario's Flask app (tests/scenarios/servers) under
 gunicorn -w 2 and uWSGI (master, 2 processes x 2 threads, or ``--uwsgi-threads``),
 loaded by wrk (1 thread, 8 connections) on one endpoint.  Setups, alternating round by
 round, each a fresh server warmed up for 0.5 s before it is measured:

@@ -11,7 +11,7 @@ at exec, where an ignored signal would stay ignored.
 
 import signal
 
-collect_ignore = ["views", "functional/scenarios"]
+collect_ignore = ["views", "scenarios"]
 
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from coverage import CoverageData
 
-SCENARIOS = Path(__file__).resolve().parent / "functional" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 REPO = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 120
 
@@ -207,7 +207,7 @@ def assert_exact(project: Path, requests: Sequence[Sequence[object]]) -> dict[st
     return measured
 
 
-# --- the servercov command, serve and load (tests/functional/test_cli.py, test_serve.py) ---
+# --- the servercov command, serve and load (tests/cli/test_run.py, test_serve.py) ---
 
 GUNICORN_4 = """
     command = {python} -m gunicorn -w 4 -b {host}:{port} --graceful-timeout 10 webapp:create_app()
@@ -384,7 +384,7 @@ class Load:
             return [self.kinds[i] for i in sorted(self.sent)]
 
 
-# --- orphans (tests/functional/test_orphans.py, tests/soak/soak.py) ---
+# --- orphans (tests/acceptance/test_orphans.py, tests/soak/soak.py) ---
 
 def marked(marker: str) -> dict[int, str]:
     """Return {pid: command line} of the live processes whose environment holds ``marker``."""

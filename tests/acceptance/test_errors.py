@@ -37,7 +37,7 @@ from tests.support import (
     start_nose2,
     wait_for_file,
 )
-from tests.unit.test_config_fuzz import rcfiles
+from tests.engine.test_config_fuzz import rcfiles
 
 GOOD = """
     command = {python} serve.py {port}

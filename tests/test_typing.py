@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "nose2_servercov"
+PACKAGE = Path(__file__).resolve().parents[1] / "nose2_servercov"
 
 USER_MODULE = '''
 from nose2_servercov import ServerTestCase

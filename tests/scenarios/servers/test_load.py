@@ -1,6 +1,6 @@
 """Send the mixed request plan to the live server from 8 threads at once.
 
-Run by tests/functional/test_servers.py under ``nose2 --with-servercov``.
+Run by tests/acceptance/test_servers.py under ``nose2 --with-servercov``.
 What it asks for comes from the environment:
 
 - LOAD_WORKERS: how many worker processes must answer (each must serve traffic);

@@ -1,6 +1,6 @@
 """A server that crashes just before the stop is a crash, never a stop: 50 times in a row.
 
-The race (tests/functional/test_plugin.py's crash test failed 2-8 times in 20):
+The race (tests/frontends/test_nose2_plugin.py's crash test failed 2-8 times in 20):
 a crashing process closes its sockets before its parent can reap it, so the
 test sees the connection drop while the server is not yet a zombie; the stop
 then met a half-dead server whose dropped connection counted as a delivered
