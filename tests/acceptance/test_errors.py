@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 
 import nose2_servercov
+from tests.engine.test_config_fuzz import rcfiles
 from tests.support import (
     assert_exact,
     assert_no_leftovers,
@@ -37,7 +38,6 @@ from tests.support import (
     start_nose2,
     wait_for_file,
 )
-from tests.engine.test_config_fuzz import rcfiles
 
 GOOD = """
     command = {python} serve.py {port}
