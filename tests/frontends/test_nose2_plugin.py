@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import signal
 import subprocess
 import sys
 
@@ -21,37 +19,10 @@ from tests.support import (
     python_env,
     run_nose2,
     servercov_lines,
-    start_nose2,
     stray_data_files,
-    wait_for_file,
 )
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def test_a_passing_run_measures_exactly_what_the_requests_ran(tmp_path):
-    project = make_project(tmp_path)
-    run = run_nose2(project)
-    assert run.returncode == 0, run.stderr
-    lines = servercov_lines(run.stderr)
-    assert lines[0].startswith("servercov: server started: pid ")
-    assert "server stopped by shutdown_path" in lines[1]
-    assert_exact(project, plan(project))
-    assert (project / "htmlcov" / "index.html").exists()
-    assert json.loads((project / "coverage.json").read_text())["totals"]["covered_lines"] > 0
-    assert "webapp/__init__.py" in run.stdout  # the term-missing report
-    assert stray_data_files(project) == []
-    assert_no_leftovers(project)
-
-
-def test_a_failing_test_still_reports_and_fails_the_run(tmp_path):
-    project = make_project(tmp_path)
-    run = run_nose2(project, SCENARIO="fail")
-    assert run.returncode == 1
-    assert "this test fails on purpose" in run.stderr
-    assert (project / "htmlcov" / "index.html").exists()
-    assert_exact(project, plan(project))
-    assert_no_leftovers(project)
 
 
 def test_stale_data_files_never_leak_into_the_report(tmp_path):
@@ -119,23 +90,6 @@ def test_a_server_crashing_mid_run_fails_the_run_and_keeps_what_it_ran(tmp_path)
     assert_no_leftovers(project)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupting_the_run_stops_the_server_and_keeps_the_data(tmp_path, sig):
-    project = make_project(tmp_path)
-    runner = start_nose2(project, SCENARIO="wait")
-    try:
-        wait_for_file(project / "waiting", process=runner)
-        runner.send_signal(sig)
-        output, _ = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-    assert runner.returncode != 0
-    assert "server stopped by shutdown_path" in output
-    assert_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
-    assert_no_leftovers(project)
-
-
 @pytest.mark.parametrize(("servercov", "expected"), [
     ("command = {python} serve.py {port}\nport = abc\n",
      "[servercov] port: expected a whole number from 0 to 65535 (0 = a free port), got 'abc'"),
@@ -187,18 +141,6 @@ def test_a_command_that_does_not_exist(tmp_path):
     assert "Ran 0 tests" in run.stderr
 
 
-def test_a_server_exiting_early_shows_its_last_lines_and_runs_no_test(tmp_path):
-    project = make_project(tmp_path, servercov="""
-        command = {python} -c "print('loading settings'); print('KeyError: DATABASE_URL'); raise SystemExit(3)"
-        """)  # noqa: E501
-    run = run_nose2(project)
-    assert run.returncode == 1
-    assert "the server exited with code 3" in run.stderr
-    assert "| KeyError: DATABASE_URL" in run.stderr
-    assert "Ran 0 tests" in run.stderr
-    assert_no_leftovers(project)
-
-
 def test_a_server_that_never_gets_ready_times_out_and_is_stopped(tmp_path):
     project = make_project(tmp_path, servercov="""
         command = {python} -c "import time; print('warming up the cache', flush=True); time.sleep(120)"
@@ -225,17 +167,6 @@ def test_a_port_taken_by_another_program_is_refused_before_start(tmp_path):
     assert run.returncode == 1
     assert f"port {taken.port} on 127.0.0.1 is in use by another program" in run.stderr
     assert "Ran 0 tests" in run.stderr
-
-
-def test_fail_under_not_met_fails_the_run(tmp_path):
-    project = make_project(tmp_path, run="")
-    rcfile = project / ".apirc"
-    rcfile.write_text(rcfile.read_text() + "\n[report]\nfail_under = 99\n")
-    run = run_nose2(project)
-    assert run.returncode == 1
-    assert "is under fail_under 99" in run.stderr
-    assert "Ran 2 tests" in run.stderr
-    assert "failures=" not in run.stderr  # the tests themselves passed
 
 
 def test_the_sample_api_main_job(tmp_path):

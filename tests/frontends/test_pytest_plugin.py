@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +29,6 @@ from tests.support import (
     run_servercov,
     servercov_lines,
     stray_data_files,
-    wait_for_file,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -98,16 +96,6 @@ def test_one_server_serves_both_xdist_workers_exactly(tmp_path):
     assert_no_leftovers(project)
 
 
-def test_fail_under_fails_the_session(tmp_path):
-    project = pytest_project(tmp_path, run="")
-    rcfile = project / ".apirc"
-    rcfile.write_text(rcfile.read_text() + "\n[report]\nfail_under = 99\n")
-    run = run_pytest(project, "--servercov", "test_fixtures.py")
-    assert run.returncode == 1, output(run)
-    assert "2 passed" in run.stdout
-    assert "is under fail_under 99" in run.stderr
-
-
 def test_a_server_that_cannot_start_ends_the_session_before_any_test(tmp_path):
     project = pytest_project(tmp_path, servercov="command = {python} no_such_server.py {port}\n")
     run = run_pytest(project, "--servercov", "test_fixtures.py")
@@ -116,26 +104,6 @@ def test_a_server_that_cannot_start_ends_the_session_before_any_test(tmp_path):
     assert len(errors) == 1 and "no_such_server.py" in run.stderr, output(run)
     assert "while the tests ran" not in run.stderr
     assert "passed" not in run.stdout and "TOTAL" not in run.stdout
-    assert_no_leftovers(project)
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupting_pytest_stops_the_server_and_keeps_the_data(tmp_path, sig):
-    project = pytest_project(tmp_path)
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--servercov", "test_plan.py"],
-        cwd=project, env=python_env(SCENARIO="wait"), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for_file(project / "waiting", process=runner)
-        runner.send_signal(sig)
-        out, _ = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-    assert runner.returncode == 2, out  # pytest's "interrupted"
-    assert "server stopped by shutdown_path" in out
-    assert_exact(project, [*plan(project), ONCE_B])
     assert_no_leftovers(project)
 
 
