@@ -213,15 +213,31 @@ def write_reports(cov: coverage.Coverage, names: tuple[str, ...], out: IO[str],
         place = kind.shown_place(cov.config)
         try:
             result.total = kind.write(cov, out)
-        except OSError as exc:  # a report place that cannot be written: keep the data
+        except (OSError, CoverageException) as exc:
+            problem = unwritable_place(exc)
+            if problem is None:
+                raise
+            # A report place that cannot be written: keep the data, name the place.
             unwritten.append(f"the {name} report could not be written to {place} "
-                             f"({exc.strerror or exc}: {exc.filename or ''})")
+                             f"({problem.strerror or problem}: {problem.filename or ''})")
             continue
         result.outputs.append((name, place))
     if unwritten:
         raise DataError("; ".join(unwritten) + f"; the combined data is kept in "
                         f"{cov.config.data_file}")
 
+
+
+def unwritable_place(exc: BaseException) -> OSError | None:
+    """Return the OSError of a report place that cannot be written, None for other failures.
+
+    coverage raises the OSError itself for a file it cannot write, but wraps
+    it in a CoverageException for a folder it cannot create (``Couldn't
+    create directory ...``, coverage 7.18's ``misc.ensure_dir``).
+    """
+    if isinstance(exc, OSError):
+        return exc
+    return exc.__cause__ if isinstance(exc.__cause__, OSError) else None
 
 # The names the remote agent and collector called before coverage_for and
 # combine_files_and_report were public; they go once remote/ calls the public ones.
