@@ -275,6 +275,7 @@ KEYS: tuple[Key, ...] = (
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
+
 def parse_values(raw: Mapping[str, str], *, origin: str,
                  section: str = SECTION) -> dict[str, Any]:
     """Parse raw strings by the key table; refuse unknown keys and bad values."""
