@@ -18,9 +18,10 @@ from coverage import env as coverage_env
 from coverage.config import CoverageConfig
 
 from nose2_servercov.errors import ConfigError
+from nose2_servercov.protocol import COVERAGE_CORE_VARIABLE
 
 CORES = ("ctrace", "sysmon", "pytrace")
-CHOICES = ("auto", *CORES)
+CHOICES = ("auto", *CORES)  # what [servercov] core accepts (the key table reads it here)
 # coverage cannot measure these with sys.monitoring (coverage/core.py; 7.10 does not
 # check them itself and would measure greenlets wrongly).
 _GREEN_CONCURRENCY = ("greenlet", "eventlet", "gevent")
@@ -59,10 +60,11 @@ def sysmon_obstacle(settings: CoverageConfig, *, contexts_test: bool) -> str:
 
 def _users_core(settings: CoverageConfig, server_env: Mapping[str, str]) -> tuple[str, str]:
     """Return the core the user set outside ``[servercov]`` and where, or ('', '')."""
-    if server_env.get("COVERAGE_CORE"):
-        return server_env["COVERAGE_CORE"], "COVERAGE_CORE"
+    if server_env.get(COVERAGE_CORE_VARIABLE):
+        return server_env[COVERAGE_CORE_VARIABLE], COVERAGE_CORE_VARIABLE
     if settings.core:  # read_coverage_config put COVERAGE_CORE of our environment here too
-        origin = "COVERAGE_CORE" if os.environ.get("COVERAGE_CORE") else "[run] core"
+        origin = (COVERAGE_CORE_VARIABLE if os.environ.get(COVERAGE_CORE_VARIABLE)
+                  else "[run] core")
         return settings.core, origin
     return "", ""
 
@@ -84,7 +86,7 @@ def choose_core(settings: CoverageConfig, key: str, *, contexts_test: bool,
     if wish and wish not in CORES:
         raise ConfigError(f"{origin}: {asked_by}: expected one of {', '.join(CORES)}, "
                           f"got {wish!r}")
-    asked = f"{asked_by}={wish}" if asked_by == "COVERAGE_CORE" else f"{asked_by} = {wish}"
+    asked = f"{asked_by}={wish}" if asked_by == COVERAGE_CORE_VARIABLE else f"{asked_by} = {wish}"
     obstacle = sysmon_obstacle(settings, contexts_test=contexts_test)
     if wish in ("", "sysmon") and obstacle:
         choice = CoreChoice("ctrace", f"{asked}, but {obstacle}" if wish else obstacle)

@@ -1,108 +1,63 @@
-"""Coverage data of a measured server: its settings, stale-data cleanup, combine, reports.
+"""Coverage data of a measured server: erase the stale data, save the runner's, combine, report.
 
-Everything here goes through coverage.py's own API.  The only thing added is
-the settings handed to the server processes: the user's rcfile, with the
-changes a multi-process server needs (one data file per process, fork and
-subprocess patches, paths made absolute against the rcfile's folder).
+The high-level operations, all through coverage.py's own API, over three
+helpers: :mod:`.settings` (coverage's settings as the server processes use
+them), :mod:`.datafiles` (the data files' names, the pids in them, the control
+folder) and :mod:`.reports` (the table of report kinds).  The names other
+modules use from those are re-exported here, so ``data.control_dir`` and the
+like keep working.
+
+The public entry points of the remote agent and collector are
+:func:`coverage_for` and :func:`combine_files_and_report`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import glob
 import io
 import os
-import re
-import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
 import coverage
-from coverage.config import CoverageConfig, read_coverage_config
+from coverage.config import CoverageConfig
 from coverage.exceptions import CoverageException, NoDataError
 from coverage.results import should_fail_under
 
+from nose2_servercov.engine.datafiles import (
+    CONTROL_FOLDER,
+    DUMP_INFIX,
+    control_dir,
+    copy_data_files,
+    data_files,
+    erase_control_files,
+    pid_of_data_file,
+)
+from nose2_servercov.engine.reports import KINDS, place_line
+from nose2_servercov.engine.settings import CONFIG_DATA_PREFIX, SERVER_PATCHES, server_settings
 from nose2_servercov.errors import DataError
 
-# coverage.py's prefix for configuration handed over as serialized data.
-CONFIG_DATA_PREFIX = ":data:"
-SERVER_PATCHES = ("subprocess", "fork", "_exit", "execv")
-# Where the server processes' snapshot dumps and the snapshot control files go;
-# the same names are spelled in inserver.py, which cannot import this module.
-CONTROL_FOLDER = ".servercov"
-DUMP_INFIX = ".servercov-dump.pid"
-# The pid in a per-process data file's name: "...pid<pid>..." in coverage's
-# parallel suffix ("<host>.pid<pid>.X<letters>x") and in our dumps; coverage
-# before 7.12 or so wrote "<host>.<pid>.X<letters>x" (7.10.4 has no "pid").
-_PID_IN_NAME = re.compile(r"\.pid(\d+)(?:\.|$)")
-_PID_IN_OLD_SUFFIX = re.compile(r"\.(\d+)\.X[A-Za-z]+x$")
+__all__ = [
+    "CONFIG_DATA_PREFIX", "CONTROL_FOLDER", "DUMP_INFIX", "SERVER_PATCHES", "ReportResult",
+    "combine_and_report", "combine_copies_and_report", "combine_files_and_report",
+    "control_dir", "copy_data_files", "coverage_for", "data_files", "erase_control_files",
+    "erase_stale_data", "pid_of_data_file", "save_runner_data", "server_settings",
+]
 
 
-def pid_of_data_file(name: str, settings: CoverageConfig) -> int | None:
-    """Return the pid of the process that wrote the per-process data file ``name``."""
-    suffix = name[len(settings.data_file):]
-    match = _PID_IN_NAME.search(suffix) or _PID_IN_OLD_SUFFIX.search(suffix)
-    return int(match[1]) if match else None
+def coverage_for(settings: CoverageConfig, data_file: str | None = None) -> coverage.Coverage:
+    """Return a Coverage object over ``settings``, to erase, combine and report with.
 
-
-_CONTROL_FILES = ("request", "request.tmp", "ack.*", "wake.*", "dump.*.tmp")
-_FOLDER_RELATIVE = ("data_file", "debug_file", "html_dir", "xml_output", "json_output",
-                    "lcov_output")
-
-
-def server_settings(rcfile: Path) -> CoverageConfig:
-    """Return coverage's settings from ``rcfile`` as every server process must use them."""
-    folder = rcfile.parent
-    warnings: list[str] = []
-    try:
-        config = read_coverage_config(config_file=str(rcfile), warn=warnings.append)
-    except CoverageException as exc:
-        raise DataError(f"{rcfile}: coverage cannot read it: {exc}") from None
-    for name in _FOLDER_RELATIVE:
-        value = getattr(config, name)
-        if value and "\0" in value:
-            raise DataError(f"{rcfile}: coverage's {name} setting holds a NUL byte")
-        if value:
-            setattr(config, name, str(folder / os.path.expanduser(value)))
-    config.source = [str(folder / src) if (folder / src).is_dir() else src
-                     for src in config.source or ()] or None
-    # One data file per process: without it the last process to save overwrites the others.
-    config.parallel = True
-    config.patch = sorted(set(config.patch) | set(SERVER_PATCHES))
-    return config
-
-
-def _coverage(settings: CoverageConfig, *, data_file: str | None = None) -> coverage.Coverage:
+    ``data_file``: another data file than the settings' own (a scratch file
+    the combined data is written to before it replaces the real one).
+    """
     if data_file:  # Coverage(data_file=...) is ignored with serialized settings
         settings = copy.copy(settings)
         settings.data_file = data_file
     cov = coverage.Coverage(config_file=CONFIG_DATA_PREFIX + settings.serialize())
     cov._warn_no_data = False
     return cov
-
-
-def data_files(settings: CoverageConfig) -> list[str]:
-    """Return the per-process data files now on disk for ``settings``."""
-    return sorted(glob.glob(glob.escape(settings.data_file) + ".*"))
-
-
-def control_dir(settings: CoverageConfig) -> Path:
-    """Return the folder of snapshot requests and answers, beside the data file."""
-    return Path(settings.data_file).parent / CONTROL_FOLDER
-
-
-def erase_control_files(settings: CoverageConfig) -> None:
-    """Delete snapshot requests, answers and half-written dumps; the folder too if empty."""
-    folder = control_dir(settings)
-    for pattern in _CONTROL_FILES:
-        for path in folder.glob(pattern):
-            path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        folder.rmdir()  # only when empty: `servercov serve` keeps its state file there
 
 
 def erase_stale_data(settings: CoverageConfig) -> None:
@@ -112,7 +67,7 @@ def erase_stale_data(settings: CoverageConfig) -> None:
     own erase takes them; the snapshot control files go with them.
     """
     try:
-        _coverage(settings).erase()  # the first use of the settings: plugins load here
+        coverage_for(settings).erase()  # the first use of the settings: plugins load here
     except ImportError as exc:
         raise DataError(f"coverage cannot load a [run] plugins module: {exc}") from None
     except CoverageException as exc:
@@ -153,28 +108,15 @@ class ReportResult:
 
     combined: list[str]
     total: float | None = None
-    outputs: list[tuple[str, str]] = field(default_factory=list)
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (kind, shown place)
     fail_under: float | None = None
     failed_under: bool = False
     lost_data: bool = False  # a measured process lost data (named on servercov: lines)
 
-
-def _output_place(name: str, config: CoverageConfig) -> str:
-    places = {"html": os.path.join(config.html_dir, "index.html"), "xml": config.xml_output,
-              "json": config.json_output, "lcov": config.lcov_output}
-    return places.get(name, "terminal")
-
-
-def _report_call(name: str, cov: coverage.Coverage, out: IO[str]) -> Callable[[], float]:
-    calls: dict[str, Callable[[], float]] = {
-        "term": lambda: cov.report(file=out),
-        "term-missing": lambda: cov.report(file=out, show_missing=True),
-        "html": cov.html_report,
-        "xml": cov.xml_report,
-        "json": cov.json_report,
-        "lcov": cov.lcov_report,
-    }
-    return calls[name]
+    def place_lines(self) -> list[str]:
+        """Return the ``html report: cover/index.html`` lines of the reports written to files."""
+        lines = (place_line(name, place) for name, place in self.outputs)
+        return [line for line in lines if line is not None]
 
 
 def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
@@ -190,7 +132,7 @@ def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
         raise DataError(f"no server process saved coverage data (expected "
                         f"{settings.data_file}.* files); check [run] source and the server's "
                         "output above")
-    cov = _coverage(settings)
+    cov = coverage_for(settings)
     if os.path.exists(settings.data_file):
         # Written during this run (erase_stale_data removed the earlier one before
         # the server started): the test process's own data, saved into the same
@@ -201,7 +143,7 @@ def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
         except CoverageException as exc:
             raise DataError(f"{settings.data_file}: the test process's coverage data cannot "
                             f"be read: {exc}") from None
-    return _combine_and_report(cov, files, list(files), reports, out)
+    return combine_files_and_report(cov, files, list(files), reports, out)
 
 
 def combine_copies_and_report(settings: CoverageConfig, files: list[str],
@@ -214,41 +156,33 @@ def combine_copies_and_report(settings: CoverageConfig, files: list[str],
     """
     folder = os.path.dirname(settings.data_file)
     with tempfile.TemporaryDirectory(prefix="servercov-snapshot-", dir=folder) as scratch:
-        copies = []
-        for number, name in enumerate(files):
-            with contextlib.suppress(FileNotFoundError):  # combined by the final stop meanwhile
-                copies.append(shutil.copyfile(name, os.path.join(scratch, f"copy.{number}")))
+        copies = copy_data_files(files, scratch)
         if not copies:
             raise DataError(f"no server process has written coverage data yet (expected "
                             f"{settings.data_file}.* files)")
         combined = os.path.join(scratch, "combined")
-        cov = _coverage(settings, data_file=combined)
-        result = _combine_and_report(cov, files, copies, reports, out)
+        cov = coverage_for(settings, data_file=combined)
+        result = combine_files_and_report(cov, files, copies, reports, out)
         cov.get_data().close(force=True)  # before the rename
         os.replace(combined, settings.data_file)
     return result
 
 
-def _combine_and_report(cov: coverage.Coverage, files: list[str], data_paths: list[str] | None,
-                        reports: tuple[str, ...], out: IO[str]) -> ReportResult:
+def combine_files_and_report(cov: coverage.Coverage, files: list[str],
+                             data_paths: list[str] | None, reports: tuple[str, ...],
+                             out: IO[str]) -> ReportResult:
+    """Combine ``data_paths`` into ``cov``'s data file, save it, then write ``reports``.
+
+    ``files`` are the data files the result names as combined (``data_paths``
+    may be copies of them); no ``reports`` means the terminal report.  Raise
+    DataError when coverage cannot combine or report, or a report's place
+    cannot be written (the combined data is kept then).
+    """
     try:
         cov.combine(data_paths, strict=True)
         cov.save()
         result = ReportResult(combined=files)
-        unwritten = []
-        for name in reports or ("term",):
-            try:
-                total = _report_call(name, cov, out)()
-            except OSError as exc:  # a report place that cannot be written: keep the data
-                unwritten.append(f"the {name} report could not be written to "
-                                 f"{_output_place(name, cov.config)} "
-                                 f"({exc.strerror or exc}: {exc.filename or ''})")
-                continue
-            result.total = total
-            result.outputs.append((name, _output_place(name, cov.config)))
-        if unwritten:
-            raise DataError("; ".join(unwritten) + f"; the combined data is kept in "
-                            f"{cov.config.data_file}")
+        write_reports(cov, reports or ("term",), out, result)
         if result.total is None:
             result.total = cov.report(file=io.StringIO())
     except NoDataError as exc:
@@ -264,3 +198,48 @@ def _combine_and_report(cov: coverage.Coverage, files: list[str], data_paths: li
         result.fail_under = config.fail_under
         result.failed_under = should_fail_under(result.total, config.fail_under, config.precision)
     return result
+
+
+def write_reports(cov: coverage.Coverage, names: tuple[str, ...], out: IO[str],
+                  result: ReportResult) -> None:
+    """Write the reports ``names`` of ``cov``'s data; note their places and total in ``result``.
+
+    A report whose place cannot be written does not stop the others; all such
+    places are named in one DataError at the end.
+    """
+    unwritten = []
+    for name in names:
+        kind = KINDS[name]
+        place = kind.shown_place(cov.config)
+        try:
+            result.total = kind.write(cov, out)
+        except (OSError, CoverageException) as exc:
+            problem = unwritable_place(exc)
+            if problem is None:
+                raise
+            # A report place that cannot be written: keep the data, name the place.
+            unwritten.append(f"the {name} report could not be written to {place} "
+                             f"({problem.strerror or problem}: {problem.filename or ''})")
+            continue
+        result.outputs.append((name, place))
+    if unwritten:
+        raise DataError("; ".join(unwritten) + f"; the combined data is kept in "
+                        f"{cov.config.data_file}")
+
+
+
+def unwritable_place(exc: BaseException) -> OSError | None:
+    """Return the OSError of a report place that cannot be written, None for other failures.
+
+    coverage raises the OSError itself for a file it cannot write, but wraps
+    it in a CoverageException for a folder it cannot create (``Couldn't
+    create directory ...``, coverage 7.18's ``misc.ensure_dir``).
+    """
+    if isinstance(exc, OSError):
+        return exc
+    return exc.__cause__ if isinstance(exc.__cause__, OSError) else None
+
+# The names the remote agent and collector called before coverage_for and
+# combine_files_and_report were public; they go once remote/ calls the public ones.
+_coverage = coverage_for
+_combine_and_report = combine_files_and_report

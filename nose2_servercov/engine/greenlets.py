@@ -6,7 +6,7 @@ beyond the end of the file, arcs that cannot exist.  When the command says the
 server runs greenlets (gunicorn ``-k gevent``, uWSGI ``--gevent``), the
 settings handed to the server processes say so too.  A process that turns out
 to run greenlets that nothing announced is refused from inside the server
-(``inserver._refuse_unannounced_greenlets``): coverage cannot be told after it
+(by :mod:`nose2_servercov.inserver`, at exit): coverage cannot be told after it
 has started.
 """
 

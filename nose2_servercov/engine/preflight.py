@@ -16,11 +16,8 @@ from coverage.config import CoverageConfig
 
 from nose2_servercov.engine import network
 from nose2_servercov.engine.config import SECTION, ServerConfig
+from nose2_servercov.engine.reports import KINDS
 from nose2_servercov.errors import ServerStartError, describe_os_error
-
-# Where coverage's own config names each report's output, for the messages.
-REPORT_SETTINGS = {"html": "[html] directory", "xml": "[xml] output",
-                   "json": "[json] output", "lcov": "[lcov] output"}
 
 
 def check_before_start(config: ServerConfig, settings: CoverageConfig) -> None:
@@ -41,19 +38,14 @@ def check_before_start(config: ServerConfig, settings: CoverageConfig) -> None:
                                    f"{config.log} for writing ({describe_os_error(exc)})") \
                 from None
     for name in config.reports:
-        place = _report_place(name, settings)
-        if place is None:
+        kind = KINDS[name]
+        place = kind.place(settings)
+        if place is None:  # the terminal
             continue
-        problem = _unwritable(place, folder=name == "html")
+        problem = _unwritable(place, folder=kind.folder)
         if problem:
-            raise ServerStartError(f"{config.rcfile}: {REPORT_SETTINGS[name]}: the {name} "
+            raise ServerStartError(f"{config.rcfile}: {kind.setting}: the {name} "
                                    f"report cannot be written to {place}: {problem}")
-
-
-def _report_place(name: str, settings: CoverageConfig) -> Path | None:
-    value = {"html": settings.html_dir, "xml": settings.xml_output,
-             "json": settings.json_output, "lcov": settings.lcov_output}.get(name)
-    return Path(value) if value else None
 
 
 def _unwritable(place: Path, *, folder: bool) -> str | None:
