@@ -1,0 +1,33 @@
+"""``servercov snapshot`` and ``servercov stop``: talk to the running serve of the rcfile.
+
+``snapshot`` has the serve take the snapshot (it has coverage imported and
+its processes at hand) and prints its answer as its own; ``stop`` signals
+it and waits until it has written its final reports.  Both find the serve
+through its state file (:mod:`nose2_servercov.engine.serve`); neither
+imports coverage, so they start fast beside a server under load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nose2_servercov.cli.entry import config_of, say
+from nose2_servercov.engine.serve import snapshot_of_running_serve, stop_running_serve
+
+
+def snapshot(args: argparse.Namespace) -> int:
+    """Run ``servercov snapshot``: print the serve's answer, exit with its status."""
+    answer = snapshot_of_running_serve(config_of(args))
+    sys.stdout.write(answer.stdout)
+    sys.stdout.flush()
+    sys.stderr.write(answer.stderr)
+    sys.stderr.flush()
+    return answer.status
+
+
+def stop(args: argparse.Namespace) -> int:
+    """Run ``servercov stop``: the serve stops, reports, and this says so."""
+    pid = stop_running_serve(config_of(args))
+    say(f"the serve (pid {pid}) stopped and wrote its final reports")
+    return 0
