@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from coverage import env as coverage_env
-from coverage.config import CoverageConfig
+from typing import TYPE_CHECKING
 
 from nose2_servercov.errors import ConfigError
 from nose2_servercov.protocol import COVERAGE_CORE_VARIABLE
+
+if TYPE_CHECKING:  # the key table reads CHOICES: `servercov stop` must not import coverage
+    from coverage.config import CoverageConfig
 
 CORES = ("ctrace", "sysmon", "pytrace")
 CHOICES = ("auto", *CORES)  # what [servercov] core accepts (the key table reads it here)
@@ -41,6 +42,8 @@ class CoreChoice:
 
 def sysmon_obstacle(settings: CoverageConfig, *, contexts_test: bool) -> str:
     """Return why sys.monitoring cannot measure ``settings`` exactly here, or ''."""
+    from coverage import env as coverage_env
+
     behaviour = coverage_env.PYBEHAVIOR
     if not getattr(behaviour, "pep669", False):
         return "sys.monitoring needs Python 3.12+"

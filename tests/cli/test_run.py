@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -17,13 +16,10 @@ from tests.support import (
     assert_no_leftovers,
     make_project,
     plan,
-    python_env,
     run_servercov,
-    servercov_command,
     servercov_lines,
     stray_data_files,
     use_core,
-    wait_for_file,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -46,31 +42,6 @@ def check_clean(project):
     assert stray_data_files(project) == []
     assert not (project / ".servercov").exists()
     assert_no_leftovers(project)
-
-
-def test_run_with_a_passing_suite(tmp_path):
-    project = make_project(tmp_path)
-    run = run_servercov(project, "run", "--", sys.executable, "-m", "unittest", "-v")
-    assert run.returncode == 0, run.stderr
-    lines = servercov_lines(run.stderr)
-    assert lines[0].startswith("servercov: server started: pid ")
-    assert any("server stopped by shutdown_path" in line for line in lines)
-    assert "Ran 2 tests" in run.stderr and "OK" in run.stderr
-    assert "webapp/__init__.py" in run.stdout  # the term-missing report
-    assert (project / "htmlcov" / "index.html").exists()
-    assert_exact(project, plan(project))
-    check_clean(project)
-
-
-def test_run_with_a_failing_suite_exits_1_and_still_reports_everything(tmp_path):
-    project = make_project(tmp_path)
-    run = run_servercov(project, "run", "--", sys.executable, "-m", "unittest",
-                        SCENARIO="fail")
-    assert run.returncode == 1
-    assert "this test fails on purpose" in run.stderr
-    assert (project / "htmlcov" / "index.html").exists()
-    assert_exact(project, plan(project))
-    check_clean(project)
 
 
 def test_run_exits_with_the_commands_status(tmp_path):
@@ -116,28 +87,6 @@ def test_run_works_with_any_test_command(tmp_path, runner):
     check_clean(project)
 
 
-def test_run_fails_when_fail_under_is_not_met(tmp_path):
-    project = make_project(tmp_path)
-    rcfile = project / ".apirc"
-    rcfile.write_text(rcfile.read_text() + "\n[report]\nfail_under = 99\n")
-    run = run_servercov(project, "run", "--", sys.executable, "-m", "unittest")
-    assert run.returncode == 2
-    assert "is under fail_under 99" in run.stderr
-
-
-def test_run_of_a_server_that_cannot_start_is_one_error_line(tmp_path):
-    project = make_project(tmp_path, servercov="""
-        command = {python} -c "print('KeyError: DATABASE_URL'); raise SystemExit(3)"
-        """)
-    run = run_servercov(project, "run", "--", sys.executable, "-m", "unittest")
-    assert run.returncode == 1
-    assert servercov_lines(run.stderr)[0].startswith(
-        "servercov: error: the server exited with code 3")
-    assert "Ran " not in run.stderr  # the command never ran
-    assert "Traceback" not in run.stderr
-    assert_no_leftovers(project)
-
-
 @pytest.mark.parametrize("subcommand", [None, "run", "serve", "snapshot", "stop"])
 def test_help_shows_an_example(tmp_path, subcommand):
     run = run_servercov(tmp_path, *[subcommand] * (subcommand is not None), "--help")
@@ -152,26 +101,6 @@ def test_the_console_script_is_the_same_command(tmp_path):
         pytest.skip("the package is not installed with its console script")
     run = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "servercov run" in run.stdout
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_to_run_ends_the_command_and_stops_the_server_in_order(tmp_path, sig):
-    project = make_project(tmp_path)
-    runner = subprocess.Popen(
-        servercov_command("run", "--", sys.executable, "-m", "unittest"), cwd=project,
-        env=python_env(SCENARIO="wait"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
-    try:
-        wait_for_file(project / "waiting", process=runner)
-        runner.send_signal(sig)  # to servercov alone: it passes the signal on
-        output, _ = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-    assert runner.returncode != 0
-    assert "server stopped by shutdown_path" in output
-    assert_exact(project, [*plan(project), ["GET", "/once/b/", None, 200]])
-    check_clean(project)
 
 
 @pytest.mark.parametrize("core", ["auto"] + [core for core in CORES if core == "sysmon"])

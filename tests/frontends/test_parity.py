@@ -150,9 +150,9 @@ def test_a_server_exiting_early_is_one_error_with_its_last_lines_and_no_test(tmp
         """)  # noqa: E501
     status, out, err = run(front_end, project)
     assert status == 1, out + err
-    errors = [line for line in servercov_lines(err) if line.startswith("servercov: error:")]
-    assert len(errors) == 1, err
-    assert errors[0].startswith("servercov: error: the server exited with code 3"), err
+    lines = servercov_lines(err)
+    assert lines[0].startswith("servercov: error: the server exited with code 3"), err
+    assert [line for line in lines if line.startswith("servercov: error:")] == lines[:1], err
     assert "| KeyError: DATABASE_URL" in err
     assert "while the tests ran" not in err
     assert "Traceback" not in out + err
