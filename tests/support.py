@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -13,7 +14,7 @@ import sys
 import textwrap
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from coverage import CoverageData
@@ -250,6 +251,23 @@ def start_serve(project: Path, *args: str, **env: str) -> subprocess.Popen[str]:
                                 text=True, start_new_session=True)
     finally:
         log.close()
+
+
+@contextlib.contextmanager
+def running_serve(project: Path, *args: str, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """Start ``servercov serve`` in ``project``; no serve outlives the block.
+
+    The test ends the serve its own way (``stop_serve``, a signal, a kill);
+    if it has not when the block ends (an assertion failed), the serve's
+    process group is SIGKILLed, so a failing test never leaves one running.
+    """
+    serve = start_serve(project, *args, **env)
+    try:
+        yield serve
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait(10)
 
 
 def serve_state(project: Path, serve: subprocess.Popen[str], timeout: float = 60) -> dict:

@@ -33,8 +33,8 @@ from tests.support import (
     end_process,
     python_env,
     run_servercov,
+    running_serve,
     serve_state,
-    start_serve,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -257,8 +257,7 @@ def test_a_browser_suite_under_servercov_run_is_exact(project, suite):
 
 def test_a_person_at_the_browser_under_serve_then_snapshot_and_the_report(project):
     watch = ProcessWatch()
-    serve = start_serve(project, **suite_env(watch))
-    try:
+    with running_serve(project, **suite_env(watch)) as serve:
         with watch:
             url = serve_state(project, serve)["url"]
             person = subprocess.run(
@@ -289,10 +288,6 @@ def test_a_person_at_the_browser_under_serve_then_snapshot_and_the_report(projec
         watch.assert_none_left()
         assert_same_as_replay(project, read_data(project / ".coverage"))
         assert sorted(p.name for p in project.glob(".coverage.*")) == []
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, 9)
-            serve.wait(10)
     assert_no_leftovers(project)
 
 

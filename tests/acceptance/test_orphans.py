@@ -30,6 +30,7 @@ from tests.support import (
     plan,
     python_env,
     run_servercov,
+    running_serve,
     serve_state,
     servercov_command,
     servercov_lines,
@@ -223,8 +224,7 @@ def test_two_runs_at_once_in_one_folder_never_mix_twenty_rounds(tmp_path):
 
 def test_a_malformed_snapshot_request_is_ignored_and_the_snapshot_fails(tmp_path):
     project = make_project(tmp_path)
-    serve = start_serve(project)
-    try:
+    with running_serve(project) as serve:
         state = serve_state(project, serve)
         assert get(state["url"], "/items/1/") == 200
         taken = run_servercov(project, "snapshot")
@@ -249,9 +249,6 @@ def test_a_malformed_snapshot_request_is_ignored_and_the_snapshot_fails(tmp_path
         assert set(once_b) <= measured["__init__.py"]
         assert "pid" in (project / "serve.log").read_text()
         stop_serve(project, serve)
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
     assert_no_leftovers(project)
 
 

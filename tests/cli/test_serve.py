@@ -29,10 +29,10 @@ from tests.support import (
     plan,
     python_env,
     run_servercov,
+    running_serve,
     serve_state,
     servercov_command,
     servercov_lines,
-    start_serve,
     stop_serve,
     stray_data_files,
     use_core,
@@ -76,8 +76,7 @@ SNAPSHOT_CORES = ["auto"] + [core for core in CORES if core == "sysmon"]
 def test_snapshots_under_load_with_four_gunicorn_workers(tmp_path, core):
     project = make_project(tmp_path, servercov=GUNICORN_4)
     use_core(project, core)
-    serve = start_serve(project)
-    try:
+    with running_serve(project) as serve:
         state = serve_state(project, serve)
         # The load runs until six snapshots are taken (bounded by RUN_TIMEOUT, not by
         # the clock), so a slow machine takes them all, just later.
@@ -95,9 +94,6 @@ def test_snapshots_under_load_with_four_gunicorn_workers(tmp_path, core):
         stopped = run_servercov(project, "stop", timeout=120)
         assert stopped.returncode == 0, stopped.stderr
         assert end_process(serve) == 0
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
     output = (project / "serve.log").read_text()
     assert load.failures == [], load.failures[:5]
     truth = Truth(project)
@@ -120,8 +116,7 @@ def test_snapshots_under_load_with_four_gunicorn_workers(tmp_path, core):
 
 def test_serve_ended_by_ctrl_c_stops_in_order_and_reports(tmp_path):
     project = make_project(tmp_path)
-    serve = start_serve(project)
-    try:
+    with running_serve(project) as serve:
         state = serve_state(project, serve)
         assert Path(project / ".servercov").stat().st_mode & 0o777 == 0o700
         assert Path(project / ".servercov" / "serve.json").stat().st_mode & 0o777 == 0o600
@@ -129,9 +124,6 @@ def test_serve_ended_by_ctrl_c_stops_in_order_and_reports(tmp_path):
         load.start().wait()
         os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C on its terminal does
         assert end_process(serve) == 0
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
     output = (project / "serve.log").read_text()
     assert load.failures == []
     assert "servercov: SIGINT: stopping the server" in output
@@ -152,8 +144,7 @@ def test_autosave_keeps_what_ran_before_a_sigkill_of_everything(tmp_path, core):
     # autosave seconds before the kill must be on disk.
     early = [LOAD_KINDS[7], LOAD_KINDS[1], LOAD_KINDS[3]]  # /never/, /items/1/, /echo/
     late = [LOAD_KINDS[6], LOAD_KINDS[2]]  # /once/b/, /items/2/
-    serve = start_serve(project)
-    try:
+    with running_serve(project) as serve:
         state = serve_state(project, serve)
         first = Load(state["url"], early, threads=4, seconds=1.5, unlock_every=0.01)
         first.start().wait()
@@ -163,9 +154,6 @@ def test_autosave_keeps_what_ran_before_a_sigkill_of_everything(tmp_path, core):
         os.killpg(serve.pid, signal.SIGKILL)
         os.killpg(state["server_pgid"], signal.SIGKILL)
         serve.wait(30)
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
     assert first.failures == [] and second.failures == []
     dumps = sorted(project.glob(".coverage.servercov-dump.pid*"))
     assert dumps, "no autosave dump on disk"
@@ -219,8 +207,7 @@ def test_a_new_serve_replaces_a_stale_state_file_and_refuses_a_second_serve(tmp_
         "serve_pid": os.getpid(), "serve_started": 1, "server_pgid": os.getpid(),
         "url": "http://127.0.0.1:9", "rcfile": str(project / ".apirc"),
         "data_file": str(project / ".coverage")}))
-    serve = start_serve(project)
-    try:
+    with running_serve(project) as serve:
         deadline = time.monotonic() + 60
         while read_json(path).get("serve_pid") != serve.pid:
             assert serve.poll() is None and time.monotonic() < deadline, "the serve never started"
@@ -229,9 +216,6 @@ def test_a_new_serve_replaces_a_stale_state_file_and_refuses_a_second_serve(tmp_
         assert second.returncode == 1
         assert f"a servercov serve is already running for {project / '.apirc'}" in second.stderr
         stop_serve(project, serve)
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
     assert "servercov: replacing" in (project / "serve.log").read_text()
     assert not path.exists()
     assert_no_leftovers(project)
@@ -240,8 +224,7 @@ def test_a_new_serve_replaces_a_stale_state_file_and_refuses_a_second_serve(tmp_
 def test_snapshots_asked_at_once_are_each_answered_and_stale_requests_dropped(tmp_path):
     """The serve takes the snapshots: three at once all get an answer; a dead asker's is dropped."""
     project = make_project(tmp_path)
-    serve = start_serve(project)
-    try:
+    with running_serve(project) as serve:
         serve_state(project, serve)
         # A request of this very process with another start time: an asker gone since.
         stale = project / ".servercov" / f"snapshot.{os.getpid()}.request"
@@ -257,7 +240,4 @@ def test_snapshots_asked_at_once_are_each_answered_and_stale_requests_dropped(tm
         assert not stale.exists()
         assert list((project / ".servercov").glob("snapshot.*")) == []
         stop_serve(project, serve)
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
     assert_no_leftovers(project)
