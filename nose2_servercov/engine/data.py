@@ -27,6 +27,7 @@ from coverage.exceptions import CoverageException, NoDataError
 from coverage.results import should_fail_under
 
 from nose2_servercov.errors import DataError
+from nose2_servercov.inserver import coverage_private
 
 # coverage.py's prefix for configuration handed over as serialized data.
 CONFIG_DATA_PREFIX = ":data:"
@@ -81,7 +82,7 @@ def _coverage(settings: CoverageConfig, *, data_file: str | None = None) -> cove
         settings = copy.copy(settings)
         settings.data_file = data_file
     cov = coverage.Coverage(config_file=CONFIG_DATA_PREFIX + settings.serialize())
-    cov._warn_no_data = False
+    coverage_private.silence_no_data_warning(cov)
     return cov
 
 
@@ -140,7 +141,7 @@ def save_runner_data(settings: CoverageConfig) -> bool:
     # non-parallel runner saving at exit would overwrite the combined file).
     runner.stop()
     runner.save()
-    runner._auto_save = False  # as coverage does for measured subprocesses: no second save
+    coverage_private.skip_save_at_exit(runner)  # as for measured subprocesses: no second save
     # `coverage run` saves once more when the command ends, after our combine took its
     # file: that would leave an empty stray data file (or, non-parallel, rewrite ours).
     runner.save = lambda: None  # type: ignore[method-assign]

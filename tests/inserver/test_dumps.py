@@ -24,7 +24,7 @@ DUMP_AND_SAVE = """
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
 import coverage
-from nose2_servercov import inserver
+from nose2_servercov.inserver import dumps
 folder, core, branch = sys.argv[2], sys.argv[3], sys.argv[4] == "branch"
 cov = coverage.Coverage(data_file=os.path.join(folder, "data"), branch=branch,
                         source=[folder], config_file=False)
@@ -33,7 +33,7 @@ cov.start()
 import work
 for n in range(3000):
     work.classify(n)
-inserver._write_dump(cov, folder)
+dumps.write_dump(cov, folder)
 cov.stop()
 cov.save()
 def arcs_and_lines(path):
@@ -83,7 +83,7 @@ UNKNOWN_COLLECTOR = """
 import os, sys, threading, time
 sys.path.insert(0, sys.argv[1])
 import coverage
-from nose2_servercov import inserver
+from nose2_servercov.inserver import dumps
 folder = sys.argv[2]
 cov = coverage.Coverage(data_file=os.path.join(folder, "data"), branch=True,
                         source=[folder], config_file=False)
@@ -97,7 +97,7 @@ class Future(type(cov._collector)):
         return self.packing_of_2030
 
 cov._collector.__class__ = Future
-inserver._start_answering_snapshots()
+dumps.start_answering()
 with open(os.path.join(folder, "request"), "w") as f:
     f.write("1")
 deadline = time.monotonic() + 30
