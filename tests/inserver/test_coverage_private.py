@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nose2_servercov import protocol
 from tests.support import REPO, python_env
 
 CHECK = """
@@ -103,4 +104,7 @@ def test_a_coverage_without_a_name_snapshots_need_refuses_them_in_one_line(tmp_p
     assert "snapshots and autosave of this process are off" in lines[0]
     assert lines[0] in run.stderr  # said on the server's output too
     assert not list(tmp_path.glob("data.servercov-dump.*")), "a dump was written"
-    assert (tmp_path / "ack.{}".format(problems[0].name.split(".")[1])).read_text() == "0"
+    pid = protocol.pid_in_name(problems[0].name, "problem.")
+    assert pid is not None
+    # Registered, never answered: the run's request fails at its deadline, named.
+    assert (tmp_path / protocol.answer_file(pid)).read_text() == protocol.REGISTERED_ANSWER
