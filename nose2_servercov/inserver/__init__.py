@@ -69,14 +69,23 @@ def install() -> None:
     if cov is None:
         return
     in_uwsgi = quirks.in_uwsgi()
-    # Before it serves anything, so that the run waits for it and accounts for its data.
+    # proc.<pid> before it serves anything, so that the run waits for it and
+    # accounts for its data; each child it forks registers as it starts.
     _run(registration.register_now_and_after_fork)
+    # exit.<pid> at atexit, os._exit and exec: the run tells a save from a kill.
     _run(registration.mark_orderly_exits)
-    if in_uwsgi:  # workers forked without Python's fork hooks; stops during the save
+    if in_uwsgi:
+        # Workers forked without Python's fork hooks register from uWSGI's own hook.
         _run(quirks.register_uwsgi_workers)
+        # uWSGI's SIGHUP and SIGINT must not end a worker halfway through its save.
         _run(quirks.finish_saving_before_uwsgi_stops)
+    # SIGTERM, and a later reset of it to the default, become an orderly exit.
     _run(signals.save_on_sigterm)
+    # Lines of greenlets coverage did not follow are wrong: refused at exit.
     _run(quirks.refuse_unannounced_greenlets_at_exit, cov)
+    # Threads started in C (uWSGI's) are traced from their first Python call.
     _run(quirks.trace_threads_made_in_c)
+    # The uWSGI master never exits: each worker saves its data as it is forked.
     _run(quirks.keep_data_of_a_master_that_never_exits, cov)
+    # The thread that answers the run's save requests (snapshots, stops, autosave).
     _run(dumps.answer_save_requests, in_uwsgi=in_uwsgi)
