@@ -34,6 +34,7 @@ from coverage.config import CoverageConfig
 
 from nose2_servercov.engine import data
 from nose2_servercov.engine.process import proc_stat
+from nose2_servercov.protocol import parse_answer
 
 COMMAND_WIDTH = 100
 
@@ -302,9 +303,12 @@ def ask_to_save(control: Path, pgid: int, *, timeout: float) -> tuple[frozenset[
         waiting = []
         for pid in group_members(pgid):
             try:
-                ack = int((control / f"ack.{pid}").read_text() or 0)
-            except (OSError, ValueError):
+                answer = parse_answer((control / f"ack.{pid}").read_text() or "0")
+            except OSError:
+                answer = None
+            if answer is None:
                 continue  # not a process that answers (not measured, or not yet)
+            ack = answer[0]
             if ack >= generation:
                 answered.add(pid)
             else:

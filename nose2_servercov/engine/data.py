@@ -37,6 +37,7 @@ from nose2_servercov.engine.datafiles import (
 from nose2_servercov.engine.reports import KINDS, place_line
 from nose2_servercov.engine.settings import CONFIG_DATA_PREFIX, SERVER_PATCHES, server_settings
 from nose2_servercov.errors import DataError
+from nose2_servercov.inserver import coverage_private
 
 __all__ = [
     "CONFIG_DATA_PREFIX", "CONTROL_FOLDER", "DUMP_INFIX", "SERVER_PATCHES", "ReportResult",
@@ -56,7 +57,7 @@ def coverage_for(settings: CoverageConfig, data_file: str | None = None) -> cove
         settings = copy.copy(settings)
         settings.data_file = data_file
     cov = coverage.Coverage(config_file=CONFIG_DATA_PREFIX + settings.serialize())
-    cov._warn_no_data = False
+    coverage_private.silence_no_data_warning(cov)
     return cov
 
 
@@ -95,7 +96,7 @@ def save_runner_data(settings: CoverageConfig) -> bool:
     # non-parallel runner saving at exit would overwrite the combined file).
     runner.stop()
     runner.save()
-    runner._auto_save = False  # as coverage does for measured subprocesses: no second save
+    coverage_private.skip_save_at_exit(runner)  # as for measured subprocesses: no second save
     # `coverage run` saves once more when the command ends, after our combine took its
     # file: that would leave an empty stray data file (or, non-parallel, rewrite ours).
     runner.save = lambda: None  # type: ignore[method-assign]

@@ -25,6 +25,7 @@ from coverage.config import CoverageConfig
 from nose2_servercov.engine import data
 from nose2_servercov.engine.process import group_members, proc_stat
 from nose2_servercov.errors import ServeError
+from nose2_servercov.protocol import parse_answer
 
 
 def _is_generation(text: str) -> bool:
@@ -43,7 +44,8 @@ def _answered(control: Path, pid: int) -> int | None:
         text = (control / f"ack.{pid}").read_text().strip()
     except OSError:
         return None
-    return int(text) if _is_generation(text) else -1
+    answer = parse_answer(text)
+    return answer[0] if answer is not None else -1
 
 
 def _next_generation(control: Path) -> int:
@@ -65,8 +67,8 @@ def _next_generation(control: Path) -> int:
                          "(servercov writes a decimal number there): the server processes "
                          "ignored it and no report was written; it is removed, so the next "
                          "snapshot works")
-    answers = [int(t) for t in (_read(path) for path in control.glob("ack.*"))
-               if _is_generation(t)]
+    answers = [answer[0] for answer in (parse_answer(_read(path))
+                                        for path in control.glob("ack.*")) if answer]
     return max([int(text), *answers]) + 1
 
 

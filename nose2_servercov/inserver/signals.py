@@ -1,0 +1,109 @@
+"""Turn SIGTERM into an orderly exit, so that coverage saves the data of a process stopped by it.
+
+A process that dies of SIGTERM's default action runs no atexit, so coverage
+never saves.  Where the process has no SIGTERM handler of its own, servercov
+installs one that raises SystemExit, and wraps ``signal.signal`` so that a
+server resetting SIGTERM to its default later still gets this one.  A child
+of a process pool leaves the first TERM to its parent for a while (see
+DEFER_TO_PARENT_SECONDS).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+# A TERM that reaches a child of a process pool (multiprocessing: hypercorn's and
+# uvicorn's workers) while its parent lives is left to that parent for this long:
+# the parent stops its children its own way (hypercorn through an event), and
+# raising SystemExit in a child's event loop would cancel its shutdown code.
+DEFER_TO_PARENT_SECONDS = 5.0
+_exiting = False  # set once atexit runs: the data is being saved
+_deferred = False
+
+# The functions the wrappers below replace, for code of servercov that must set a
+# handler as it is (quirks.py ignores uWSGI's stop signals with it).
+original_signal = signal.signal
+original_getsignal = signal.getsignal
+
+
+def _mark_exiting() -> None:
+    global _exiting
+    _exiting = True
+
+
+def _pool_parent() -> int | None:
+    """Return the pid of the live multiprocessing parent that owns this process, if any."""
+    process = sys.modules.get("multiprocessing.process")
+    parent = process.parent_process() if process is not None else None
+    if parent is None or parent.pid != os.getppid():
+        return None
+    return int(parent.pid)
+
+
+def _wait_for_parent_then_exit(parent: int) -> None:
+    deadline = time.monotonic() + DEFER_TO_PARENT_SECONDS
+    while os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+
+def exit_on_sigterm(signum: int, frame: Any) -> None:
+    """Turn SIGTERM into an orderly exit, so that atexit saves the coverage data.
+
+    Saving from inside the handler could deadlock on the collector's lock while
+    a request is traced; raising SystemExit unwinds to the normal exit instead.
+    The handler stays: a server that swallows the SystemExit (wsgiref's bare
+    ``except:``) gets it again on the next TERM, while a TERM that comes once
+    the data is being saved (atexit runs) ends the process as TERM does.
+    A pool child whose parent lives leaves the first TERM to the parent (see
+    DEFER_TO_PARENT_SECONDS), and exits the orderly way if the parent has not
+    stopped it by then.
+    """
+    global _deferred
+    if _exiting:
+        original_signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    parent = None if _deferred else _pool_parent()
+    if parent is not None:
+        _deferred = True
+        threading.Thread(target=_wait_for_parent_then_exit, args=(parent,),
+                         name="servercov-term", daemon=True).start()
+        return
+    raise SystemExit(128 + signum)
+
+
+def _signal(signalnum: Any, handler: Any) -> Any:
+    """``signal.signal``, where the default action of SIGTERM saves the data first.
+
+    Servers reset SIGTERM to SIG_DFL (gunicorn's uvicorn worker does after the
+    fork) and re-raise it once their own graceful shutdown is done (uvicorn):
+    with the true default the process would then die without saving.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if signalnum == signal.SIGTERM and handler == signal.SIG_DFL and main:
+        handler = exit_on_sigterm
+    previous = original_signal(signalnum, handler)
+    return signal.SIG_DFL if previous is exit_on_sigterm else previous
+
+
+def _getsignal(signalnum: Any) -> Any:
+    current = original_getsignal(signalnum)
+    return signal.SIG_DFL if current is exit_on_sigterm else current
+
+
+def save_on_sigterm() -> None:
+    """Install the SIGTERM handler where the process has none of its own; keep it the default."""
+    is_main = threading.current_thread() is threading.main_thread()
+    if is_main and original_getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        original_signal(signal.SIGTERM, exit_on_sigterm)
+        # Registered after coverage's own atexit, so it runs before coverage saves.
+        atexit.register(_mark_exiting)
+        signal.signal = _signal
+        signal.getsignal = _getsignal
