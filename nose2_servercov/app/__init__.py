@@ -2,7 +2,10 @@
 
 The helpers are thin layers over these modules, which run inside the user's
 app, in every server process; like :mod:`nose2_servercov.protocol` they import
-only the standard library (and :mod:`nose2_servercov.procfs`):
+only the standard library, besides :mod:`~nose2_servercov.protocol` and
+:mod:`~nose2_servercov.procfs` (and, only where needed, the in-server code to
+report a request that held the test context too long, and greenlet under
+gevent or eventlet):
 
 - :mod:`.gate`: is a request for the control route, does it carry the run's
   token (compared in constant time), and the route's answers.

@@ -1,10 +1,11 @@
-"""The base class of the servers the control route knows how to stop.
+"""The base classes of the servers the control route knows how to stop.
 
 Like requests' transport adapters: each server is one subclass that says how
 to recognise it from inside the process it runs (the request's WSGI environ,
 Django's ``request.META``, or nothing for ASGI; then the modules the process
 has imported) and how to stop it the server's own orderly way, so that every
 worker finishes its requests and runs its exit code (servercov's save).
+:class:`SupervisedServer` is the base of those that handle TERM themselves.
 """
 
 from __future__ import annotations
@@ -58,10 +59,18 @@ def pool_parent() -> int | None:
     return parent.pid if parent is not None and parent.pid == os.getppid() else None
 
 
-def terminate_supervisor_or_self() -> None:
-    """Send SIGTERM to the server's supervisor (--workers, --reload), or to this process.
+class SupervisedServer(Server):
+    """A server that handles TERM itself, alone or as a worker of a multiprocessing supervisor.
 
-    For servers that handle TERM themselves: with a supervisor, it stops its
-    workers its own way.
+    Recognised by its module in the process.  With a supervisor (``--workers``,
+    ``--reload``) the TERM goes to it, and it stops its workers its own way.
     """
-    os.kill(pool_parent() or os.getpid(), signal.SIGTERM)
+
+    module: ClassVar[str]  # the server's package, imported only where it serves
+
+    @classmethod
+    def recognises(cls, environ: Environ) -> bool:
+        return cls.module in sys.modules
+
+    def stop(self) -> None:
+        os.kill(pool_parent() or os.getpid(), signal.SIGTERM)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
-from nose2_servercov.app.servers.base import Environ, Server, terminate_supervisor_or_self
+from nose2_servercov.app.servers.base import SupervisedServer
 
 
-class HypercornServer(Server):
+class HypercornServer(SupervisedServer):
     """hypercorn: it handles TERM itself (lifespan shutdown included).
 
     With ``--workers`` this process is a worker of a multiprocessing
@@ -15,10 +13,4 @@ class HypercornServer(Server):
     """
 
     name = "hypercorn"
-
-    @classmethod
-    def recognises(cls, environ: Environ) -> bool:
-        return "hypercorn" in sys.modules
-
-    def stop(self) -> None:
-        terminate_supervisor_or_self()
+    module = "hypercorn"

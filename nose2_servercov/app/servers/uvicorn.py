@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
-from nose2_servercov.app.servers.base import Environ, Server, terminate_supervisor_or_self
+from nose2_servercov.app.servers.base import SupervisedServer
 
 
-class UvicornServer(Server):
+class UvicornServer(SupervisedServer):
     """uvicorn: it handles TERM itself (lifespan shutdown included).
 
     With ``--workers`` or ``--reload`` this process is a worker of a
@@ -15,10 +13,4 @@ class UvicornServer(Server):
     """
 
     name = "uvicorn"
-
-    @classmethod
-    def recognises(cls, environ: Environ) -> bool:
-        return "uvicorn" in sys.modules
-
-    def stop(self) -> None:
-        terminate_supervisor_or_self()
+    module = "uvicorn"
