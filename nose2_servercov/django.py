@@ -10,24 +10,25 @@ so the same settings ship to production.  With it, ``POST /servercov/shutdown/``
 then stops the server the way it stops itself: ``runserver`` (reloader on or
 off), gunicorn, uWSGI, uvicorn and hypercorn (Django's ASGI handler) alike.
 The middleware works in sync and async stacks.  A thin layer over the core in
-:mod:`nose2_servercov.wsgi`.
+:mod:`nose2_servercov.app`; the Django-specific part is following a response
+until Django has finished it (``request_finished``).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from nose2_servercov.wsgi import (
-    CONTEXTS_VARIABLE,
+from nose2_servercov.app import stopping
+from nose2_servercov.app.contexts import switch_if_wanted
+from nose2_servercov.app.gate import Gate, run_token
+from nose2_servercov.protocol import (
+    CONTEXT_HEADER,
     DEFAULT_SHUTDOWN_PATH,
+    SHUTDOWN_PATH_SETTING,
+    TOKEN_HEADER,
     TOKEN_VARIABLE,
-    _ContextSwitch,
-    is_control_path,
-    stop_after,
-    token_matches,
 )
 
 
@@ -42,16 +43,14 @@ class ServercovMiddleware:
         from django.conf import settings  # type: ignore[import-untyped]
         from django.core.exceptions import MiddlewareNotUsed  # type: ignore[import-untyped]
 
-        self.token = os.environ.get(TOKEN_VARIABLE, "")
-        if not self.token:
-            raise MiddlewareNotUsed("SERVERCOV_TOKEN is not set: no servercov route")
+        if not run_token():
+            raise MiddlewareNotUsed(f"{TOKEN_VARIABLE} is not set: no servercov route")
         self.get_response = get_response
-        self.shutdown_path = getattr(settings, "SERVERCOV_SHUTDOWN_PATH", DEFAULT_SHUTDOWN_PATH)
-        self.switch_context = None
-        if os.environ.get(CONTEXTS_VARIABLE) == "test":
+        self.gate = Gate(getattr(settings, SHUTDOWN_PATH_SETTING, DEFAULT_SHUTDOWN_PATH))
+        self.switch_context = switch_if_wanted()
+        if self.switch_context is not None:
             from django.core.signals import request_finished  # type: ignore[import-untyped]
 
-            self.switch_context = _ContextSwitch()
             # Connected after the apps' own receivers: those run inside the request's turn.
             request_finished.connect(_finished, weak=False, dispatch_uid="servercov-contexts")
         self.is_async = iscoroutinefunction(get_response)
@@ -92,20 +91,20 @@ class ServercovMiddleware:
         """Return the route's answer for a control request, None for any other."""
         from django.http import JsonResponse  # type: ignore[import-untyped]
 
-        if not is_control_path(self.shutdown_path, request.path, request.path_info):
+        if not self.gate.is_for(request.path, request.path_info):
             return None
-        if not token_matches(request.headers.get("X-Servercov-Token", ""), self.token):
-            return JsonResponse({"error": "X-Servercov-Token is missing or wrong"}, status=403)
-        response = JsonResponse({"status": "stopping"}, status=202)
-        sent = threading.Event()
-        # Every Django handler closes the response once it is sent.
-        response._resource_closers.append(sent.set)
-        stop_after(sent, dict(request.META))
+        answer = self.gate.answer(request.headers.get(TOKEN_HEADER, ""))
+        response = JsonResponse(answer.payload, status=answer.status)
+        if answer.stops:
+            sent = threading.Event()
+            # Every Django handler closes the response once it is sent.
+            response._resource_closers.append(sent.set)
+            stopping.stop_after(sent, request.META)
         return response
 
 
 def _label(request: Any) -> str:
-    return str(request.headers.get("X-Servercov-Context") or "")
+    return str(request.headers.get(CONTEXT_HEADER) or "")
 
 
 # The release of the request whose response is being closed in this thread: set by

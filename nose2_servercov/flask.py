@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nose2_servercov.wsgi import DEFAULT_SHUTDOWN_PATH, wrap
+from nose2_servercov.protocol import DEFAULT_SHUTDOWN_PATH
+from nose2_servercov.wsgi import wrap
 
 
 def init_app(app: Any, *, shutdown_path: str = DEFAULT_SHUTDOWN_PATH) -> Any:

@@ -9,6 +9,8 @@ import pytest
 from coverage.config import CoverageConfig
 
 from nose2_servercov import asgi, wsgi
+from nose2_servercov.app import gate, stopping
+from nose2_servercov.app.contexts import ContextSwitch
 from nose2_servercov.engine import greenlets
 
 
@@ -20,14 +22,14 @@ from nose2_servercov.engine import greenlets
     ("/api/servercov/shutdown/", "/servercov/shutdown/", "/servercov/shutdown/", False),
 ])
 def test_the_route_is_found_with_or_without_the_mount_prefix(wanted, full, inner, matches):
-    assert wsgi.is_control_path(wanted, full, inner) is matches
+    assert gate.is_control_path(wanted, full, inner) is matches
 
 
 def test_tokens_are_compared_whole():
-    assert wsgi.token_matches("s3cret", "s3cret")
-    assert wsgi.token_matches(b"s3cret", "s3cret")
-    assert not wsgi.token_matches("s3cre", "s3cret")
-    assert not wsgi.token_matches("", "")
+    assert gate.token_matches("s3cret", "s3cret")
+    assert gate.token_matches(b"s3cret", "s3cret")
+    assert not gate.token_matches("s3cre", "s3cret")
+    assert not gate.token_matches("", "")
 
 
 def wsgi_app(environ, start_response):
@@ -37,7 +39,7 @@ def wsgi_app(environ, start_response):
 
 def test_the_wsgi_route_answers_under_script_name(monkeypatch):
     stops = []
-    monkeypatch.setattr(wsgi, "stop_after", lambda sent, environ: stops.append(environ))
+    monkeypatch.setattr(stopping, "stop_after", lambda sent, environ: stops.append(environ))
     seen = {}
     environ = {"SCRIPT_NAME": "/api", "PATH_INFO": "/servercov/shutdown/",
                "REQUEST_METHOD": "POST", "HTTP_X_SERVERCOV_TOKEN": "t"}
@@ -72,7 +74,7 @@ def test_the_asgi_route_is_absent_without_a_token_and_gated_with_one(monkeypatch
     monkeypatch.delenv("SERVERCOV_TOKEN", raising=False)
     assert asgi.wrap(asgi_app) is asgi_app
     stops = []
-    monkeypatch.setattr(asgi, "stop_after", lambda sent, environ: stops.append(sent))
+    monkeypatch.setattr(stopping, "stop_after", lambda sent, environ: stops.append(sent))
     gated = asgi.ServercovMiddleware(asgi_app, token="t")
     assert call_asgi(gated, "/servercov/shutdown/") == 403
     assert call_asgi(gated, "/servercov/shutdown/", token="x") == 403
@@ -99,7 +101,7 @@ def test_the_django_middleware_is_dropped_without_a_token(monkeypatch):
         helper.ServercovMiddleware(lambda request: HttpResponse("app"))
     monkeypatch.setenv("SERVERCOV_TOKEN", "t")
     stops = []
-    monkeypatch.setattr(helper, "stop_after", lambda sent, environ: stops.append(environ))
+    monkeypatch.setattr(stopping, "stop_after", lambda sent, environ: stops.append(environ))
     middleware = helper.ServercovMiddleware(lambda request: HttpResponse("app", status=404))
     factory = RequestFactory()
     assert middleware(factory.post("/servercov/shutdown/")).status_code == 403
@@ -149,7 +151,7 @@ def test_the_asgi_middleware_hands_the_test_context_to_the_switch(monkeypatch):
     gated = asgi.ServercovMiddleware(asgi_app, token="t")
     labels = []
 
-    class Recording(wsgi._ContextSwitch):
+    class Recording(ContextSwitch):
         def __call__(self, label: str) -> None:
             labels.append(label)
 

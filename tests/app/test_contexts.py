@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from nose2_servercov import wsgi
+from nose2_servercov.app.contexts import ContextSwitch
 
 
 def test_a_second_request_waits_until_the_first_ones_body_is_closed(monkeypatch):
@@ -43,7 +44,7 @@ def test_a_second_request_waits_until_the_first_ones_body_is_closed(monkeypatch)
 
 def test_a_request_that_never_closes_is_named_and_does_not_block_for_good(monkeypatch, tmp_path):
     monkeypatch.setenv("SERVERCOV_RUN_DIR", str(tmp_path))
-    switch = wsgi._ContextSwitch()
+    switch = ContextSwitch()
     monkeypatch.setattr(switch, "HOLD_TIMEOUT", 0.2)
     release = switch.hold("test_a")
     switch.hold("test_b")()  # waits 0.2 s, then runs beside it, and says so
@@ -55,7 +56,7 @@ def test_a_request_that_never_closes_is_named_and_does_not_block_for_good(monkey
 def test_on_an_event_loop_a_second_request_waits_without_blocking_the_loop(monkeypatch):
     import asyncio
 
-    switch = wsgi._ContextSwitch()
+    switch = ContextSwitch()
     events = []
 
     async def request(label: str, release_from_a_thread: bool) -> None:
@@ -84,7 +85,7 @@ def test_on_an_event_loop_a_request_that_never_ends_is_named(monkeypatch, tmp_pa
     import asyncio
 
     monkeypatch.setenv("SERVERCOV_RUN_DIR", str(tmp_path))
-    switch = wsgi._ContextSwitch()
+    switch = ContextSwitch()
     monkeypatch.setattr(switch, "HOLD_TIMEOUT", 0.2)
 
     async def main() -> None:

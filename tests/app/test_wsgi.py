@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from nose2_servercov.wsgi import ServercovMiddleware, _has_worker_handlers, wrap
+from nose2_servercov.app import servers
+from nose2_servercov.app.servers.uwsgi import has_worker_handlers
+from nose2_servercov.wsgi import ServercovMiddleware, wrap
 
 
 def app(environ, start_response):
@@ -43,19 +45,18 @@ def test_a_missing_or_wrong_token_is_forbidden(monkeypatch):
 
 
 def test_the_stop_sees_the_server_even_after_the_environ_is_emptied(monkeypatch):
-    """uWSGI clears the request's environ once the response is sent: the stop keeps a copy."""
+    """uWSGI clears the request's environ once the response is sent: the server is known before."""
     import threading
 
-    from nose2_servercov import wsgi
-
     stopped = threading.Event()
-    seen = {}
+    seen = []
 
-    def fake_stop(environ):
-        seen.update(environ)
+    def fake_stop(server):
+        seen.append(server.name)
         stopped.set()
 
-    monkeypatch.setattr(wsgi, "stop_server", fake_stop)
+    for server in servers.SERVERS:  # none may really stop: a wrong one would TERM pytest
+        monkeypatch.setattr(server, "stop", fake_stop)
     environ = {"PATH_INFO": "/servercov/shutdown/", "SCRIPT_NAME": "",
                "REQUEST_METHOD": "POST", "HTTP_X_SERVERCOV_TOKEN": "s3cret",
                "uwsgi.version": b"2.0.31"}
@@ -64,7 +65,7 @@ def test_the_stop_sees_the_server_even_after_the_environ_is_emptied(monkeypatch)
     environ.clear()  # what uWSGI does before the stop thread runs
     body.close()
     assert stopped.wait(5)
-    assert seen["uwsgi.version"] == b"2.0.31"
+    assert seen == ["uwsgi"]
 
 
 def test_a_uwsgi_worker_counts_as_booted_only_alive_and_catching_sigusr2():
@@ -77,8 +78,8 @@ def test_a_uwsgi_worker_counts_as_booted_only_alive_and_catching_sigusr2():
     try:
         for child in children:
             child.stdout.readline()  # its handlers are in place
-        assert _has_worker_handlers(children[0].pid)
-        assert not _has_worker_handlers(children[1].pid)
+        assert has_worker_handlers(children[0].pid)
+        assert not has_worker_handlers(children[1].pid)
     finally:
         for child in children:
             child.stdin.close()
@@ -88,8 +89,8 @@ def test_a_uwsgi_worker_counts_as_booted_only_alive_and_catching_sigusr2():
     while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
         assert time.monotonic() < deadline  # it exits on its closed stdin; not reaped yet
         time.sleep(0.01)
-    assert not _has_worker_handlers(zombie.pid)
+    assert not has_worker_handlers(zombie.pid)
     for child in children:
         child.wait()
         child.stdout.close()
-    assert not _has_worker_handlers(zombie.pid)  # gone
+    assert not has_worker_handlers(zombie.pid)  # gone

@@ -1,0 +1,146 @@
+"""``contexts = test``: each request measured under the label of the test that sent it.
+
+The runner (nose2, pytest) sends each test's label in ``X-Servercov-Context``;
+the helpers hand it to the process's :class:`ContextSwitch` and release their
+turn once the request is over (:class:`ReleaseAfterClose` for a WSGI body).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from nose2_servercov.protocol import CONTEXTS_VARIABLE
+
+
+def switch_if_wanted() -> ContextSwitch | None:
+    """Return a :class:`ContextSwitch` when servercov runs with ``contexts = test``, else None."""
+    return ContextSwitch() if os.environ.get(CONTEXTS_VARIABLE) == "test" else None
+
+
+class ContextSwitch:
+    """Record what each request runs under the id of the test that sent it.
+
+    coverage's context is one per process, not per thread: the lines every
+    thread runs go to the context set last.  So while ``contexts = test`` a
+    server process runs one request at a time (:meth:`hold`, or
+    :meth:`hold_async` on an event loop, until the release it returns is called),
+    labelled or not, and switches the context when a label changes
+    (switch_context flushes the collector, safe only while no other request is
+    traced).  Tests that run at once (pytest-xdist, nose2's mp plugin, threads)
+    then never mix their lines; the price is that the server's processes
+    answer one request each at a time.
+    """
+
+    # A request that never closes its response (a client gone mid-answer on a
+    # server that skips close()) must not stop every later request for good.
+    HOLD_TIMEOUT = 30.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.serial = threading.Lock()  # held from the request's start to its close()
+        self.current: tuple[int, str] | None = None
+        self.loop_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+    def __call__(self, label: str) -> None:
+        coverage = sys.modules.get("coverage")  # only where coverage already runs
+        cov = coverage.Coverage.current() if coverage else None
+        if cov is None or self.current == (id(cov), label):
+            return
+        with self.lock:
+            if self.current != (id(cov), label):
+                try:
+                    cov.switch_context(label)
+                except Exception as exc:  # never fail a request over measurement
+                    sys.stderr.write(f"servercov: cannot switch context: {exc!r}\n")
+                self.current = (id(cov), label)
+
+    def hold(self, label: str) -> Callable[[], None]:
+        """Wait until no other request runs, switch to ``label``; return the release."""
+        if not self.serial.acquire(timeout=self.HOLD_TIMEOUT):
+            return self._held_too_long(label)
+        self._enter(label)
+        return once(self.serial.release)
+
+    async def hold_async(self, label: str) -> Callable[[], None]:
+        """:meth:`hold` for a request on an event loop, whose turn comes at an ``await``.
+
+        The lock is the loop's own (a blocking wait would stop the loop that runs
+        the holder); the release may come from any thread (Django closes its
+        async responses in a worker thread).
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        lock = self.loop_locks.get(loop)
+        if lock is None:
+            lock = self.loop_locks[loop] = asyncio.Lock()
+        try:
+            await asyncio.wait_for(lock.acquire(), self.HOLD_TIMEOUT)
+        except asyncio.TimeoutError:
+            return self._held_too_long(label)
+        self._enter(label)
+
+        def release() -> None:
+            try:
+                loop.call_soon_threadsafe(lock.release)
+            except RuntimeError:  # the loop is closed: nothing waits on its lock
+                pass
+        return once(release)
+
+    def _enter(self, label: str) -> None:
+        # An unlabelled request (a ready check, a person at the browser) keeps the
+        # context it finds: switching to "" made serve's data unreadable to the
+        # accounting (test_browser: "ran no code"), cause not yet found.
+        if label:
+            self(label)
+
+    def _held_too_long(self, label: str) -> Callable[[], None]:
+        # Imported here: only this rare path needs the in-server code.
+        from nose2_servercov.inserver.registration import report_problem
+
+        report_problem(f"a request held the test context for over {self.HOLD_TIMEOUT:g} s: "
+                       f"a request for {label or 'no test'!r} ran beside it, and the lines "
+                       "of both may be recorded under either test's context")
+        self(label)
+        return lambda: None
+
+
+def once(release: Callable[[], None]) -> Callable[[], None]:
+    """Return ``release``, made harmless to call again (close() and __del__ both release)."""
+    done = threading.Lock()
+
+    def release_once() -> None:
+        if done.acquire(blocking=False):
+            release()
+    return release_once
+
+
+class ReleaseAfterClose:
+    """A WSGI app's response body; the context is released when the server closes it.
+
+    The app's own close() (Flask's teardown functions, for one) still runs
+    under the request's context.
+    """
+
+    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+        self.body = body
+        self.release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.release()
+
+    def __del__(self) -> None:
+        self.release()  # a server that dropped the body without close()
