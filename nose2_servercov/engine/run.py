@@ -1,20 +1,28 @@
-"""One measured server run, from config to report: the only thing the front ends call.
+"""One measured run, chosen once: a server started here, or remote servers collected from.
 
-Data flows one way: rcfile -> config -> session -> process -> (tests) -> data.
-The session knows nothing of nose2 or of the command line; it prints a few
-``servercov:`` lines on the error stream it is given.
+Front ends call :func:`open_run`, then only what :class:`MeasuredRun` offers.
+As pytest-cov's engine picks its controller, the choice is made once: with
+``remotes`` and no ``command``, :class:`~nose2_servercov.remote.run.RemoteRun`
+starts nothing here and collects from the agents; else :class:`LocalRun`
+starts the configured server measured.  Data flows one way: rcfile -> config
+-> run -> process -> (tests) -> data.  A run knows nothing of nose2 or of the
+command line.  :class:`ServerSession`, the old name, is deprecated.
 """
 
 from __future__ import annotations
 
+import abc
 import atexit
 import os
 import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
+from coverage.config import CoverageConfig
+
+from nose2_servercov import procfs, protocol
 from nose2_servercov.engine import (
     accounting,
     cores,
@@ -25,7 +33,7 @@ from nose2_servercov.engine import (
     preflight,
 )
 from nose2_servercov.engine.config import ServerConfig
-from nose2_servercov.engine.process import ServerProcess, StopOutcome, group_members
+from nose2_servercov.engine.process import ServerProcess, StopOutcome
 from nose2_servercov.engine.runlock import RunLock
 from nose2_servercov.errors import (
     ConfigError,
@@ -34,24 +42,79 @@ from nose2_servercov.errors import (
     ServerStartError,
     describe_os_error,
 )
-
-if TYPE_CHECKING:
-    from nose2_servercov.remote.collector import RemoteRun
+from nose2_servercov.session import ServerSession as ServerSession  # the deprecated name
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "bootstrap"
-TOKEN_HEADER = "X-Servercov-Token"
 
 
-class ServerSession:
-    """Start the configured server measured, hand out its URL, stop it, report."""
+class MeasuredRun(abc.ABC):
+    """Start the server the tests use, hand out its URL, stop it, combine its data, report."""
+
+    settings: CoverageConfig  # coverage's own settings: the data file, the reports
 
     def __init__(self, config: ServerConfig, *, verbose: bool = False,
-                 err: IO[str] | None = None, out: IO[str] | None = None,
-                 snapshots: bool = False) -> None:
+                 err: IO[str] | None = None, out: IO[str] | None = None) -> None:
         self.config = config
         self.verbose = verbose
         self.err = err or sys.stderr
         self.out = out or sys.stdout
+        self.url = ""  # where the tests reach the server, once started
+
+    def say(self, message: str) -> None:
+        """Print one ``servercov:`` line."""
+        self.err.write(f"servercov: {message}\n")
+        self.err.flush()
+
+    def test_env(self) -> dict[str, str]:
+        """Return what every test process must see while the server runs."""
+        env = {protocol.URL_VARIABLE: self.url}
+        if self.config.contexts == "test":
+            env[protocol.CONTEXTS_VARIABLE] = "test"
+        return env
+
+    @abc.abstractmethod
+    def start(self) -> str:
+        """Make the server ready for the tests; return its URL."""
+
+    @abc.abstractmethod
+    def guard(self, pid: int) -> None:
+        """End ``pid`` (the test command of ``servercov run``) with the run if we die."""
+
+    @abc.abstractmethod
+    def running(self) -> bool:
+        """Return whether the server still runs."""
+
+    @abc.abstractmethod
+    def stop(self, *, quiet: bool = False) -> StopOutcome | None:
+        """Stop the server; idempotent.  ``quiet``: the way out after a failure."""
+
+    @abc.abstractmethod
+    def finish(self) -> data.ReportResult:
+        """Stop the server, combine every process's data, write the reports."""
+
+
+def open_run(config: ServerConfig, *, verbose: bool = False, err: IO[str] | None = None,
+             out: IO[str] | None = None, snapshots: bool = False) -> MeasuredRun:
+    """Return the run ``config`` asks for, chosen once: against remotes, or started here.
+
+    With ``remotes`` and no ``command`` nothing starts here: the agents are
+    collected from.  ``snapshots``: the server's processes answer snapshots
+    and autosave (``servercov serve``); only a server started here has them.
+    """
+    if config.remotes and not config.command:
+        from nose2_servercov.remote.run import RemoteRun  # only such runs need http, ssl
+
+        return RemoteRun(config, verbose=verbose, err=err, out=out)
+    return LocalRun(config, verbose=verbose, err=err, out=out, snapshots=snapshots)
+
+
+class LocalRun(MeasuredRun):
+    """Start the configured server here, measured; stop it, account for its data, report."""
+
+    def __init__(self, config: ServerConfig, *, verbose: bool = False,
+                 err: IO[str] | None = None, out: IO[str] | None = None,
+                 snapshots: bool = False) -> None:
+        super().__init__(config, verbose=verbose, err=err, out=out)
         # gunicorn -k gevent and the like: coverage must know before anything reads them.
         self.settings = greenlets.announced(data.server_settings(config.rcfile), config.command)
         if config.contexts == "test":
@@ -70,30 +133,11 @@ class ServerSession:
         self._saved_before_signal: frozenset[int] = frozenset()
         self.token = secrets.token_urlsafe(32)
         self.port = config.port
-        self.url = ""
         self.process: ServerProcess | None = None
-        # With remotes and no command, nothing starts here: the agents are collected from.
-        self.remote: RemoteRun | None = None
-        if config.remotes and not config.command:
-            from nose2_servercov.remote.collector import RemoteRun
-
-            self.remote = RemoteRun(config, out=self.out, err=self.err)
         self.run_lock = RunLock(data.control_dir(self.settings), say=self.say)
         refused = known_bugs.refusal(config.command, config.cwd, self.server_env())
         if refused:  # before anything starts
             raise ConfigError(f"{config.rcfile}: [servercov] command: {refused}")
-
-    def say(self, message: str) -> None:
-        """Print one ``servercov:`` line."""
-        self.err.write(f"servercov: {message}\n")
-        self.err.flush()
-
-    def test_env(self) -> dict[str, str]:
-        """Return what every test process must see while the server runs."""
-        env = {"SERVERCOV_URL": self.url}
-        if self.config.contexts == "test":
-            env["SERVERCOV_CONTEXTS"] = "test"
-        return env
 
     def server_env(self) -> dict[str, str]:
         """Return the server's environment: ours, the config's, and what measures it."""
@@ -102,22 +146,22 @@ class ServerSession:
         python_path = [str(BOOTSTRAP_DIR)] + [p for p in [env.get("PYTHONPATH")] if p]
         env.update(self.test_env())
         env.update({
-            "SERVERCOV_TOKEN": self.token,
-            "COVERAGE_PROCESS_START": str(self.config.rcfile),
-            "COVERAGE_PROCESS_CONFIG": self.settings.serialize(),
+            protocol.TOKEN_VARIABLE: self.token,
+            protocol.COVERAGE_START_VARIABLE: str(self.config.rcfile),
+            protocol.COVERAGE_CONFIG_VARIABLE: self.settings.serialize(),
             "PYTHONPATH": os.pathsep.join(python_path),
             "PYTHONUNBUFFERED": "1",
         })
-        env.pop("SERVERCOV_CONTROL_TOKEN", None)  # the serve's control token is not the app's
-        env.pop("COVERAGE_FILE", None)  # the settings name the data file already
-        for name in ("SERVERCOV_CONTROL", "SERVERCOV_AUTOSAVE", "SERVERCOV_RUN_DIR"):
+        env.pop(protocol.CONTROL_TOKEN_VARIABLE, None)  # the serve's token is not the app's
+        env.pop(protocol.COVERAGE_FILE_VARIABLE, None)  # the settings name the data file already
+        for name in protocol.RUN_VARIABLES:
             env.pop(name, None)  # an outer servercov's, not ours
         if self.run_dir is not None:
-            env["SERVERCOV_RUN_DIR"] = str(self.run_dir)
+            env[protocol.RUN_DIR_VARIABLE] = str(self.run_dir)
         if self.control is not None:
-            env["SERVERCOV_CONTROL"] = str(self.control)
+            env[protocol.CONTROL_VARIABLE] = str(self.control)
             if self.config.autosave:
-                env["SERVERCOV_AUTOSAVE"] = f"{self.config.autosave:g}"
+                env[protocol.AUTOSAVE_VARIABLE] = f"{self.config.autosave:g}"
         return env
 
     def _pick_port(self) -> int:
@@ -155,7 +199,7 @@ class ServerSession:
         elif not network.port_accepts(self.config.host, self.port, timeout=0.5):
             return False
         # Whatever answered must be our server, not a program that took the port.
-        owned = network.listener_owned_by(self.port, group_members(self.process.pid))
+        owned = network.listener_owned_by(self.port, procfs.group_members(self.process.pid))
         return owned is not False
 
     def start(self) -> str:
@@ -166,9 +210,6 @@ class ServerSession:
         running is stopped, and only then are stale data files erased.
         """
         preflight.check_before_start(self.config, self.settings)  # nothing to undo yet
-        if self.remote is not None:  # nothing starts here: no server to guard or lock for
-            self.url = self.remote.start()
-            return self.url
         # LIFO at exit: the server is stopped (registered below) before the lock goes.
         atexit.register(self.run_lock.release)
         self.run_lock.acquire(stop_signal=self.config.stop_signal,
@@ -227,8 +268,6 @@ class ServerSession:
 
     def running(self) -> bool:
         """Return whether the server command still runs."""
-        if self.remote is not None:
-            return True
         return self.process is not None and self.process.exit_code() is None
 
     def _show_progress(self, awaited: str) -> Callable[[float], None]:
@@ -244,7 +283,8 @@ class ServerSession:
         try:
             status = network.http_status(
                 self.config.shutdown_method, self.url + self.config.shutdown_path,
-                headers={TOKEN_HEADER: self.token}, timeout=self.config.shutdown_timeout)
+                headers={protocol.TOKEN_HEADER: self.token},
+                timeout=self.config.shutdown_timeout)
         except ConnectionRefusedError:
             return "the server refused the connection"
         except TimeoutError:
@@ -258,8 +298,6 @@ class ServerSession:
 
     def stop(self, *, quiet: bool = False) -> StopOutcome | None:
         """Stop the server and reap its whole process group; idempotent."""
-        if self.remote is not None and self.url and not quiet:
-            self.remote.collect()  # /stop (or /snapshot) on every agent
         if self.process is None:
             return None
         first = not self.process.stopped
@@ -321,8 +359,6 @@ class ServerSession:
 
     def finish(self) -> data.ReportResult:
         """Stop the server, account for every process's data, combine it, write the reports."""
-        if self.remote is not None:
-            return self.remote.finish()
         try:
             return self._finish()
         finally:
@@ -355,3 +391,4 @@ class ServerSession:
             self.say(f"total coverage {result.total:.2f}% is under fail_under "
                      f"{result.fail_under:g}")
         return result
+

@@ -1,7 +1,7 @@
 """The measured server of a test run inside this process, for the nose2 and pytest plugins.
 
-Both in-process front ends need the same orchestration around
-:class:`~nose2_servercov.engine.run.ServerSession`: the environment the tests
+Both in-process front ends need the same orchestration around the run that
+:func:`~nose2_servercov.engine.run.open_run` chooses: the environment the tests
 see while the server runs, a SIGTERM that unwinds the run (so the server is
 stopped and its data kept), and what a server that exited by itself means
 for the run.  It lives here once; the plugins only map it onto their hooks.
@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from nose2_servercov.engine import data
 from nose2_servercov.engine.config import ServerConfig
-from nose2_servercov.engine.run import ServerSession
+from nose2_servercov.engine.run import MeasuredRun, open_run
 from nose2_servercov.errors import ServercovError, ServerStartError, describe_error
 
 # What a server says when it was started in a folder where the app is not.
@@ -79,7 +79,7 @@ class MeasuredTestRun:
         self.err = err
         self.out = out
         self.on_sigterm = on_sigterm
-        self.session: ServerSession | None = None  # only once the server is up
+        self.run: MeasuredRun | None = None  # only once the server is up
         self.saved_env: dict[str, str | None] = {}
         self.saved_sigterm: Any = None
 
@@ -89,17 +89,17 @@ class MeasuredTestRun:
         On a start-up failure nothing is left to stop or report: the error is
         raised and a later :meth:`finish` does nothing.
         """
-        session = ServerSession(self.config, verbose=self.verbose, err=self.err, out=self.out)
+        run = open_run(self.config, verbose=self.verbose, err=self.err, out=self.out)
         try:
-            url = session.start()
+            url = run.start()
         except ServerStartError as exc:
-            session.stop(quiet=True)
+            run.stop(quiet=True)
             raise ServerStartError(str(exc) + start_failure_hint(self.config, str(exc))) from None
         except BaseException:  # an OSError, a Ctrl-C while it starts: no server left running
-            session.stop(quiet=True)
+            run.stop(quiet=True)
             raise
-        self.session = session
-        for name, value in session.test_env().items():
+        self.run = run
+        for name, value in run.test_env().items():
             self.saved_env[name] = os.environ.get(name)
             os.environ[name] = value
         if self.on_sigterm is not None and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
@@ -113,18 +113,18 @@ class MeasuredTestRun:
         before the stop, an error combining or reporting.
         """
         end = RunEnd()
-        session, self.session = self.session, None
-        if session is None:
+        run, self.run = self.run, None
+        if run is None:
             return end
         try:
-            outcome = session.stop()
+            outcome = run.stop()
             if outcome is not None and outcome.exited_early:
                 end.problems.append(
                     f"the server exited with code {outcome.exit_code} while the tests ran; "
                     "what it executed until then is kept")
-            end.result = session.finish()
+            end.result = run.finish()
         except (ServercovError, OSError, ValueError) as exc:
-            session.stop(quiet=True)
+            run.stop(quiet=True)
             end.problems.append(describe_error(exc))
         finally:
             self._restore()

@@ -29,29 +29,22 @@ import http.server
 import ipaddress
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nose2_servercov.engine import data, snapshot
-from nose2_servercov.engine.process import group_members
+from nose2_servercov import procfs, protocol
+from nose2_servercov.engine import snapshot
 from nose2_servercov.engine.servestate import exclusive
 from nose2_servercov.errors import ServeError
+from nose2_servercov.remote import combining
 
-TOKEN_ENV = "SERVERCOV_CONTROL_TOKEN"
-CONTENT_TYPE = "application/x-coverage-data"
-# Final data the serve itself calls untrustworthy (the collector fails), and a
-# snapshot's note about processes that cannot answer (named, as `snapshot` does).
-PROBLEM_HEADER = "X-Servercov-Problem"
-WARNING_HEADER = "X-Servercov-Warning"
 # How long a /stop answer waits for the serve to stop, combine and report.
 FINAL_TIMEOUT_STEPS = 3
 
@@ -72,7 +65,7 @@ def read_token(token_file: str | None) -> str | None:
         if not token:
             raise ServeError(f"{token_file}: the control token file is empty")
         return token
-    return os.environ.get(TOKEN_ENV, "").strip() or None
+    return os.environ.get(protocol.CONTROL_TOKEN_VARIABLE, "").strip() or None
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -127,7 +120,8 @@ class ControlAgent:
                                  f"{options.key}: cannot load them: {exc}") from None
         if not loopback and self.token is None:
             raise ServeError(f"--control {options.address} is reachable from other hosts: it "
-                             f"needs a token ({TOKEN_ENV} or --control-token-file); refused")
+                             f"needs a token ({protocol.CONTROL_TOKEN_VARIABLE} or "
+                             "--control-token-file); refused")
         if not loopback and self.tls is None and not options.insecure:
             raise ServeError(f"--control {options.address} is reachable from other hosts and "
                              "plain HTTP would send the token in clear: give --control-cert "
@@ -168,7 +162,7 @@ class ControlAgent:
         return server
 
     def start(self, session: Any, state_path: Path) -> None:
-        """Answer requests about ``session`` (a started ServerSession) from now on."""
+        """Answer requests about ``session`` (the started run of the serve's server) from now on."""
         self.session = session
         self.state_path = state_path
         self.started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -177,14 +171,14 @@ class ControlAgent:
         self.thread.start()
         if self.token is None:
             _say(f"listening on {self.url} without a token: any local user can snapshot and "
-                 f"stop this server (set {TOKEN_ENV} to require one)")
+                 f"stop this server (set {protocol.CONTROL_TOKEN_VARIABLE} to require one)")
         else:
             _say(f"listening on {self.url} (token required)")
 
     def status(self) -> dict[str, Any]:
         """Return what ``GET /status`` answers."""
         session = self.session
-        pids = group_members(session.process.pid) if session.process is not None else []
+        pids = procfs.group_members(session.process.pid) if session.process is not None else []
         return {"url": session.url, "processes": len(pids), "started": self.started,
                 "version": self.version,
                 "state": "stopping" if self.stop_requested.is_set() else "serving"}
@@ -198,19 +192,7 @@ class ControlAgent:
             live, silent = snapshot.request_dumps(settings, session.process.pid,
                                                   timeout=session.config.shutdown_timeout)
             files = snapshot.snapshot_files(settings, live)
-            folder = os.path.dirname(settings.data_file)
-            with tempfile.TemporaryDirectory(prefix="servercov-control-", dir=folder) as scratch:
-                copies = []
-                for number, name in enumerate(files):
-                    with contextlib.suppress(FileNotFoundError):
-                        copies.append(shutil.copyfile(name, os.path.join(scratch, f"c.{number}")))
-                combined = os.path.join(scratch, "combined")
-                cov = data._coverage(settings, data_file=combined)
-                if copies:
-                    cov.combine(copies, strict=True)
-                cov.get_data().write()  # an empty but valid data file when nothing ran yet
-                cov.get_data().close(force=True)
-                return Path(combined).read_bytes(), live, silent
+            return combining.combined_bytes(settings, files), live, silent
 
     def request_stop(self) -> None:
         """Begin the serve's orderly stop, as SIGTERM does (once)."""
@@ -337,11 +319,12 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
             return
         headers = {}
         if silent:
-            headers[WARNING_HEADER] = (f"server processes {silent} do not answer snapshots; "
-                                       "what they ran is missing")
+            # Processes that cannot answer are named, as `servercov snapshot` does.
+            headers[protocol.AGENT_WARNING_HEADER] = (
+                f"server processes {silent} do not answer snapshots; what they ran is missing")
         _say(f"snapshot for {self.client_address[0]}: {len(live)} live server processes, "
              f"{len(body)} bytes, {time.monotonic() - started:.2f} s")
-        self._send(200, body, CONTENT_TYPE, headers)
+        self._send(200, body, protocol.AGENT_DATA_TYPE, headers)
 
     def _stop(self) -> None:
         agent = self.server.agent
@@ -351,7 +334,9 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
         if body is None:
             self._send_text(500, f"the stop failed: {error}")
             return
-        self._send(200, body, CONTENT_TYPE, {PROBLEM_HEADER: problem} if problem else None)
+        # Final data the serve itself calls untrustworthy: the collector fails.
+        headers = {protocol.AGENT_PROBLEM_HEADER: problem} if problem else None
+        self._send(200, body, protocol.AGENT_DATA_TYPE, headers)
 
     def do_GET(self) -> None:
         self._route("GET")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nose2_servercov.engine.config import load_config
-from nose2_servercov.engine.run import ServerSession
+from nose2_servercov.engine.run import LocalRun
 from nose2_servercov.errors import ConfigError
 from tests.support import (
     assert_exact,
@@ -45,7 +45,7 @@ def chosen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, run: str = "branc
     monkeypatch.delenv("COVERAGE_CORE", raising=False)
     if core_variable is not None:
         monkeypatch.setenv("COVERAGE_CORE", core_variable)
-    session = ServerSession(load_config(rcfile(tmp_path, run, servercov)))
+    session = LocalRun(load_config(rcfile(tmp_path, run, servercov)))
     assert session.settings.core == session.core.core  # what the server processes are handed
     return session.core.describe()
 
@@ -117,7 +117,7 @@ def test_bad_core_values_are_refused_before_anything_starts(tmp_path, monkeypatc
     monkeypatch.setenv("COVERAGE_CORE", "turbo")
     with pytest.raises(ConfigError, match=r"COVERAGE_CORE: expected one of ctrace, sysmon, "
                                           r"pytrace, got 'turbo'"):
-        ServerSession(load_config(rcfile(tmp_path)))
+        LocalRun(load_config(rcfile(tmp_path)))
 
 
 def cores_used_by_the_server(project: Path) -> set[str]:

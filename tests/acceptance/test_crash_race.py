@@ -5,7 +5,7 @@ a crashing process closes its sockets before its parent can reap it, so the
 test sees the connection drop while the server is not yet a zombie; the stop
 then met a half-dead server whose dropped connection counted as a delivered
 shutdown, and reported "stopped by shutdown_path", exit 0.  This drives the
-engine directly (ServerSession over a tiny real server started with
+engine directly (LocalRun over a tiny real server started with
 ``python -S``, so unmeasured and fast), crashes it, and stops it at once.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 from nose2_servercov.engine import accounting
 from nose2_servercov.engine.config import load_config
-from nose2_servercov.engine.run import ServerSession
+from nose2_servercov.engine.run import LocalRun
 from tests.support import SCENARIOS, assert_no_leftovers
 
 pytestmark = pytest.mark.timeout(180)
@@ -30,7 +30,7 @@ def crash_and_stop(rcfile: Path, overrides: dict[str, str]) -> tuple[str, int | 
     """Start the server, crash it, stop it at once; return (step, exit code, exited early)."""
     import io
 
-    session = ServerSession(load_config(rcfile, overrides), err=io.StringIO())
+    session = LocalRun(load_config(rcfile, overrides), err=io.StringIO())
     session.start()
     try:
         conn = http.client.HTTPConnection("127.0.0.1", session.port, timeout=5)
@@ -68,8 +68,8 @@ def test_a_server_that_answers_the_shutdown_call_is_stopped_not_crashed(tmp_path
 
     rcfile = SCENARIOS / "crash" / ".apirc"
     for _ in range(5):
-        session = ServerSession(load_config(rcfile, {"cwd": str(rcfile.parent)}),
-                                err=io.StringIO())
+        session = LocalRun(load_config(rcfile, {"cwd": str(rcfile.parent)}),
+                           err=io.StringIO())
         session.start()
         try:
             outcome = session.stop()

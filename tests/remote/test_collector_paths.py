@@ -9,7 +9,7 @@ import pytest
 from nose2_servercov.engine.config import load_config
 from nose2_servercov.errors import ConfigError, ServeError
 from nose2_servercov.remote.agent import is_loopback, parse_address, read_token
-from nose2_servercov.remote.collector import explain_unmatched, suggest_paths_entry
+from nose2_servercov.remote.paths import explain_unmatched, suggest_paths_entry
 
 
 def rcfile(tmp_path, body):
