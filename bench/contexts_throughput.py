@@ -7,7 +7,7 @@ Run on demand from the repository root (never part of the test suite):
 With ``contexts = test`` a server process runs one request at a time (coverage's
 context is per process, so two requests traced at once would mix their
 tests' lines).  This measures the price: the functional tests' Flask app,
-served by ServerSession two ways -- Werkzeug's threaded dev server, and
+served by LocalRun two ways -- Werkzeug's threaded dev server, and
 gunicorn with 2 gthread workers of 4 threads -- each with contexts off and
 on, under two ``wrk`` clients at once (4 connections each, each client
 sending its own context label, as two xdist workers would; and, to tell the
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from nose2_servercov.engine.config import load_config  # noqa: E402
-from nose2_servercov.engine.run import ServerSession  # noqa: E402
+from nose2_servercov.engine.run import LocalRun  # noqa: E402
 
 SCENARIO = REPO / "tests" / "scenarios" / "basic"
 SERVERS = {
@@ -78,7 +78,7 @@ def one_round(folder: Path, command: str, mode: str, seconds: float) -> float:
     """Return the requests/s of two concurrent wrk clients against the measured server."""
     contexts, labels = MODES[mode]
     config = load_config(rcfile(folder, command, contexts))
-    session = ServerSession(config, err=io.StringIO(), out=io.StringIO())
+    session = LocalRun(config, err=io.StringIO(), out=io.StringIO())
     url = session.start()
     try:
         clients = [wrk(url, label, seconds) for label in labels]

@@ -5,7 +5,7 @@ Run on demand from the repository root (never part of the test suite):
     .venv/bin/python bench/keeper_cost.py [--rounds 15]
 
 Each round, interleaved so machine noise hits both alike, starts the basic
-test scenario's server through ``ServerSession.start()`` (lock, leftover
+test scenario's server through ``LocalRun.start()`` (lock, leftover
 check, erase, keeper, server, ready) twice: once as shipped, once with the
 keeper's start replaced by nothing.  It prints the median time to ready of
 each, their difference, the median time of ``Keeper.start()`` alone and the
@@ -31,13 +31,13 @@ sys.path.insert(0, str(REPO))
 
 from nose2_servercov.engine import keeper  # noqa: E402
 from nose2_servercov.engine.config import load_config  # noqa: E402
-from nose2_servercov.engine.run import ServerSession  # noqa: E402
+from nose2_servercov.engine.run import LocalRun  # noqa: E402
 
 SCENARIO = REPO / "tests" / "scenarios" / "basic"
 
 
 def start_to_ready(project: Path) -> float:
-    session = ServerSession(load_config(project / ".apirc"), err=io.StringIO(),
+    session = LocalRun(load_config(project / ".apirc"), err=io.StringIO(),
                             out=io.StringIO())
     started = time.perf_counter()
     session.start()

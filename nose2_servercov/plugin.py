@@ -1,4 +1,4 @@
-"""The nose2 plugin: ``nose2 --with-servercov`` over :class:`ServerSession`.
+"""The nose2 plugin: ``nose2 --with-servercov`` over the engine's measured run.
 
 The hooks stay thin: start the measured server before the first test, stop
 it and report after the last one (also after a failure, an error or Ctrl-C,

@@ -5,7 +5,7 @@ here and for a run against remotes alike.  The run is now chosen once by
 :func:`~nose2_servercov.engine.run.open_run` (a
 :class:`~nose2_servercov.engine.run.MeasuredRun`: a ``LocalRun`` or a
 ``RemoteRun``); this module keeps the old name working for one release, and
-will be removed in the next one.  ``nose2_servercov.engine.run`` re-exports it.
+will be removed in the next one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class ServerSession:
     def __init__(self, config: ServerConfig, *, verbose: bool = False,
                  err: IO[str] | None = None, out: IO[str] | None = None,
                  snapshots: bool = False) -> None:
-        # Here, not at the top: engine.run re-exports this class.
+        # Here, not at the top: importing this module stays as light as it was.
         from nose2_servercov.engine.run import open_run
 
         self.run = open_run(config, verbose=verbose, err=err, out=out, snapshots=snapshots)

@@ -24,7 +24,7 @@ from nose2_servercov.errors import LostDataError, ServercovError, describe_error
 from nose2_servercov.protocol import CONTROL_TOKEN_VARIABLE, URL_VARIABLE
 
 if TYPE_CHECKING:
-    from nose2_servercov.engine.run import ServerSession
+    from nose2_servercov.engine.run import MeasuredRun
 
 # Exit statuses (SPEC.md, "Entry points"); `run` exits with its command's own otherwise.
 ERROR = 1
@@ -179,15 +179,14 @@ def config_of(args: argparse.Namespace) -> ServerConfig:
     return load_config(find_rcfile(args.rcfile))
 
 
-def measured_run(config: ServerConfig, *, verbose: bool,
-                 snapshots: bool = False) -> ServerSession:
-    """Return the measured run of ``config``, not started: the one place that makes one."""
-    from nose2_servercov.engine.run import ServerSession  # coverage: not for snapshot, stop
+def measured_run(config: ServerConfig, *, verbose: bool) -> MeasuredRun:
+    """Return the measured run of ``config`` (local or against remotes), not started."""
+    from nose2_servercov.engine.run import open_run  # coverage: not for snapshot, stop
 
-    return ServerSession(config, verbose=verbose, snapshots=snapshots)
+    return open_run(config, verbose=verbose)
 
 
-def report_end(session: ServerSession) -> tuple[str | None, int]:
+def report_end(session: MeasuredRun) -> tuple[str | None, int]:
     """Stop the server, report; return (what went wrong, the status of the report).
 
     The status: LOST_DATA when a measured process lost its data, FAIL_UNDER

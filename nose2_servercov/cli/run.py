@@ -32,7 +32,7 @@ from nose2_servercov.engine.stopsignals import (
 from nose2_servercov.errors import ServercovError
 
 if TYPE_CHECKING:
-    from nose2_servercov.engine.run import ServerSession
+    from nose2_servercov.engine.run import MeasuredRun
 
 
 def command_of(args: argparse.Namespace) -> list[str]:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     return _status(code, problem, status)
 
 
-def _test_command(command: list[str], session: ServerSession, stops: StopSignals) -> int:
+def _test_command(command: list[str], session: MeasuredRun, stops: StopSignals) -> int:
     """Run the test command against the started server; return its exit status."""
     if stops.received:  # stopped between the server's start and the command's
         return 128 + stops.received[0]

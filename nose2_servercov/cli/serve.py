@@ -19,7 +19,6 @@ from nose2_servercov.cli.entry import (
     ERROR,
     LOST_DATA,
     config_of,
-    measured_run,
     report_end,
     say,
 )
@@ -79,7 +78,9 @@ def control_agent(args: argparse.Namespace) -> ControlAgent | None:
 def _serve(config: ServerConfig, control: ControlAgent | None, *, verbose: bool) -> int:
     """Serve until stopped, then report; return the serve's exit status."""
     path = claim_state(config.rcfile, say=say)
-    session = measured_run(config, verbose=verbose, snapshots=True)
+    from nose2_servercov.engine.run import LocalRun  # serve always runs its server here
+
+    session = LocalRun(config, verbose=verbose, snapshots=True)
     stops = StopSignals()
     with on_stop_signals(stops):
         try:

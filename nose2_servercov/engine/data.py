@@ -242,5 +242,3 @@ def unwritable_place(exc: BaseException) -> OSError | None:
 
 # The names the remote agent and collector called before coverage_for and
 # combine_files_and_report were public; they go once remote/ calls the public ones.
-_coverage = coverage_for
-_combine_and_report = combine_files_and_report

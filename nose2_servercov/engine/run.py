@@ -6,7 +6,7 @@ As pytest-cov's engine picks its controller, the choice is made once: with
 starts nothing here and collects from the agents; else :class:`LocalRun`
 starts the configured server measured.  Data flows one way: rcfile -> config
 -> run -> process -> (tests) -> data.  A run knows nothing of nose2 or of the
-command line.  :class:`ServerSession`, the old name, is deprecated.
+command line.  ``nose2_servercov.session.ServerSession``, the old name, is deprecated.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from nose2_servercov.errors import (
     ServerStartError,
     describe_os_error,
 )
-from nose2_servercov.session import ServerSession as ServerSession  # the deprecated name
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "bootstrap"
 

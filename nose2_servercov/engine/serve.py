@@ -39,7 +39,7 @@ from nose2_servercov.engine.stopsignals import StopRequested, StopSignals, drain
 from nose2_servercov.errors import ServeError, ServercovError, describe_error
 
 if TYPE_CHECKING:
-    from nose2_servercov.engine.run import ServerSession
+    from nose2_servercov.engine.run import LocalRun
 
 # What `servercov snapshot` exits with after its one `servercov: error:` line.
 SNAPSHOT_FAILED = 1
@@ -70,7 +70,7 @@ def claim_state(rcfile: Path, *, say: Callable[[str], None]) -> Path:
     return path
 
 
-def publish_state(session: ServerSession, url: str, path: Path) -> None:
+def publish_state(session: LocalRun, url: str, path: Path) -> None:
     """Write the state file of the serve whose server ``session`` has started at ``url``."""
     assert session.process is not None
     ServeState.of_this_process(server_pgid=session.process.pid, url=url,
@@ -78,7 +78,7 @@ def publish_state(session: ServerSession, url: str, path: Path) -> None:
                                data_file=session.settings.data_file).write(path)
 
 
-def serve_until_stopped(session: ServerSession, path: Path, stops: StopSignals, *,
+def serve_until_stopped(session: LocalRun, path: Path, stops: StopSignals, *,
                         say: Callable[[str], None]) -> None:
     """Wait while the server runs, taking the snapshots asked for (SIGUSR1 wakes us).
 
@@ -101,7 +101,7 @@ def serve_until_stopped(session: ServerSession, path: Path, stops: StopSignals, 
             stops.raising = True
 
 
-def snapshot_answer(session: ServerSession, path: Path) -> SnapshotAnswer:
+def snapshot_answer(session: LocalRun, path: Path) -> SnapshotAnswer:
     """Take a snapshot in the serve; return what ``servercov snapshot`` prints and exits with."""
     from nose2_servercov.engine import snapshot
 

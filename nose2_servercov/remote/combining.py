@@ -25,13 +25,13 @@ from nose2_servercov.engine import data
 
 def coverage_of(settings: CoverageConfig, *, data_file: str | None = None) -> coverage.Coverage:
     """Return a ``Coverage`` of ``settings`` that writes ``data_file`` (else their own)."""
-    return data._coverage(settings, data_file=data_file)
+    return data.coverage_for(settings, data_file=data_file)
 
 
 def combine_and_report(settings: CoverageConfig, files: list[str], reports: tuple[str, ...],
                        out: IO[str]) -> data.ReportResult:
     """Combine ``files`` into the data file of ``settings``; write ``reports`` to ``out``."""
-    return data._combine_and_report(coverage_of(settings), files, files, reports, out)
+    return data.combine_files_and_report(coverage_of(settings), files, files, reports, out)
 
 
 def combined_bytes(settings: CoverageConfig, files: Sequence[str]) -> bytes:
