@@ -19,13 +19,14 @@ from nose2_servercov.engine import (
     accounting,
     cores,
     data,
+    exchange,
     greenlets,
     known_bugs,
     network,
     preflight,
 )
 from nose2_servercov.engine.config import ServerConfig
-from nose2_servercov.engine.process import ServerProcess, StopOutcome, group_members
+from nose2_servercov.engine.process import ServerProcess, StopOutcome
 from nose2_servercov.engine.runlock import RunLock
 from nose2_servercov.errors import (
     ConfigError,
@@ -34,6 +35,7 @@ from nose2_servercov.errors import (
     ServerStartError,
     describe_os_error,
 )
+from nose2_servercov.procfs import group_members
 
 if TYPE_CHECKING:
     from nose2_servercov.remote.collector import RemoteRun
@@ -67,7 +69,7 @@ class ServerSession:
         # This run's private folder: every measured process registers there.
         self.run_dir: Path | None = None
         self._alive_at_stop: frozenset[int] = frozenset()
-        self._saved_before_signal: frozenset[int] = frozenset()
+        self._answers_before_signal = exchange.Answers()
         self.token = secrets.token_urlsafe(32)
         self.port = config.port
         self.url = ""
@@ -284,9 +286,9 @@ class ServerSession:
         """Have every measured process put its data on disk before a stop signal."""
         if self.control is None or self.process is None:
             return []
-        saved, notes = accounting.ask_to_save(self.control, self.process.pid,
-                                              timeout=self.config.shutdown_timeout)
-        self._saved_before_signal = saved
+        answers, notes = exchange.save_before_signal(self.control, self.process.pid,
+                                                     timeout=self.config.shutdown_timeout)
+        self._answers_before_signal = answers
         return notes
 
     def account(self, outcome: StopOutcome | None) -> accounting.Accounting:
@@ -295,7 +297,9 @@ class ServerSession:
         facts = accounting.StopFacts(
             leader_pid=self.process.pid, leader_status=self.process.exit_code(),
             step=outcome.step if outcome else "", stop_signal=self.config.stop_signal.name,
-            alive_at_stop=self._alive_at_stop, saved_before_signal=self._saved_before_signal)
+            alive_at_stop=self._alive_at_stop,
+            dumped_before_signal=frozenset(self._answers_before_signal.dumped),
+            empty_before_signal=frozenset(self._answers_before_signal.empty))
         found = accounting.account(self.run_dir, self.settings, facts)
         prefix = "warning: lost data" if self.config.lost_data == "warn" else "lost data"
         for line in found.losses:

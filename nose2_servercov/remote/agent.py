@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from nose2_servercov.engine import data, snapshot
-from nose2_servercov.engine.process import group_members
 from nose2_servercov.engine.servestate import exclusive
 from nose2_servercov.errors import ServeError
+from nose2_servercov.procfs import group_members
 
 TOKEN_ENV = "SERVERCOV_CONTROL_TOKEN"
 CONTENT_TYPE = "application/x-coverage-data"
@@ -195,8 +195,9 @@ class ControlAgent:
         settings = session.settings
         assert self.state_path is not None
         with self.snapshot_lock, exclusive(self.state_path):
-            live, silent = snapshot.request_dumps(settings, session.process.pid,
-                                                  timeout=session.config.shutdown_timeout)
+            answers = snapshot.dump_all(settings, session.process.pid,
+                                        timeout=session.config.shutdown_timeout)
+            live, silent = answers.answered, answers.unregistered
             files = snapshot.snapshot_files(settings, live)
             folder = os.path.dirname(settings.data_file)
             with tempfile.TemporaryDirectory(prefix="servercov-control-", dir=folder) as scratch:
