@@ -26,12 +26,11 @@ answer format are in :mod:`nose2_servercov.protocol`.
 
 from __future__ import annotations
 
-import enum
 import os
 import stat
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from nose2_servercov import procfs, protocol
@@ -41,50 +40,21 @@ RESCAN_SECONDS = 0.25  # how often the whole group is listed again while waiting
 SAVE_WAIT = 5.0  # seconds, at most, for every process to save before the stop signal
 
 
-class Reply(enum.Enum):
-    """What one live process of the server's group made of a request."""
-
-    DUMPED = "answered: its dump holds all it ran"
-    EMPTY = "answered: it had measured nothing, so it wrote no dump"
-    LATE = "registered, but no answer by the deadline"
-    UNREGISTERED = "never registered for the exchange: not measured (a shell, a C program)"
-
-
 @dataclass(frozen=True)
 class Answers:
-    """Every live process of the group and its reply to request ``generation``."""
+    """How the live processes of the server's group answered request ``generation``."""
 
     generation: int = 0
-    replies: Mapping[int, Reply] = field(default_factory=dict)
-
-    def pids(self, *replies: Reply) -> list[int]:
-        """Return the pids whose reply is one of ``replies``, in order."""
-        return sorted(pid for pid, reply in self.replies.items() if reply in replies)
+    dumped: frozenset[int] = frozenset()  # answered: its dump holds all it ran
+    empty: frozenset[int] = frozenset()  # answered: it had measured nothing, wrote no dump
+    late: frozenset[int] = frozenset()  # registered, but no answer by the deadline
+    # Never registered for the exchange: not measured (a shell, a C program).
+    unregistered: frozenset[int] = frozenset()
 
     @property
     def answered(self) -> list[int]:
-        """Return the pids that answered, with a dump or empty."""
-        return self.pids(Reply.DUMPED, Reply.EMPTY)
-
-    @property
-    def dumped(self) -> list[int]:
-        """Return the pids whose dump holds all they ran."""
-        return self.pids(Reply.DUMPED)
-
-    @property
-    def empty(self) -> list[int]:
-        """Return the pids that had measured nothing."""
-        return self.pids(Reply.EMPTY)
-
-    @property
-    def late(self) -> list[int]:
-        """Return the registered pids that did not answer within the deadline."""
-        return self.pids(Reply.LATE)
-
-    @property
-    def unregistered(self) -> list[int]:
-        """Return the live pids that do not take part in the exchange."""
-        return self.pids(Reply.UNREGISTERED)
+        """Return the pids that answered, with a dump or empty, in order."""
+        return sorted(self.dumped | self.empty)
 
 
 class MalformedRequest(ServeError):
@@ -187,25 +157,24 @@ class _Wait:
             self.next_scan = 0.0  # all answered: list the group once more to be sure
 
     def result(self, late: list[int]) -> Answers:
-        """Return every live member's reply; one that ended before it answered is left out."""
-        replies = {}
-        for pid, answer in self.answers.items():
-            if answer is None:
-                replies[pid] = Reply.UNREGISTERED
-            elif pid in late:
-                replies[pid] = Reply.LATE
-            elif answer[0] >= self.generation:
-                replies[pid] = Reply.DUMPED if answer[1] else Reply.EMPTY
-        return Answers(self.generation, replies)
+        """Return every live member's answer; one that ended before it answered is left out."""
+        answered = {pid: answer[1] for pid, answer in self.answers.items()
+                    if answer is not None and answer[0] >= self.generation and pid not in late}
+        return Answers(
+            self.generation,
+            dumped=frozenset(pid for pid, dumped in answered.items() if dumped),
+            empty=frozenset(pid for pid, dumped in answered.items() if not dumped),
+            late=frozenset(late),
+            unregistered=frozenset(pid for pid, answer in self.answers.items() if answer is None))
 
 
 def ask_for_dumps(control: Path, pgid: int, *, timeout: float,
                   progress: Callable[[float, list[int]], None] | None = None) -> Answers:
     """Ask every measured process of group ``pgid`` for a dump; wait up to ``timeout`` s.
 
-    Return every live process's reply (see the module doc); a process still
-    silent at the deadline is ``LATE``, never an error here: the caller
-    knows what that costs.  ``progress`` is called about once a second with
+    Return how every live process answered (see the module doc); a process
+    still silent at the deadline is ``late``, never an error here: the
+    caller knows what that costs.  ``progress`` is called about once a second with
     the seconds waited and the pids still awaited.  Raise
     :class:`MalformedRequest`, or OSError when the request cannot be written.
     """
@@ -250,6 +219,6 @@ def save_before_signal(control: Path, pgid: int, *, timeout: float) -> tuple[Ans
             notes.append(f"could not ask the server processes to save first: {exc}")
             break
     if answers.late:
-        notes.append(f"server processes {answers.late} did not save their data within "
+        notes.append(f"server processes {sorted(answers.late)} did not save their data within "
                      f"{wait:g} s of being asked, before the stop signal")
     return answers, notes

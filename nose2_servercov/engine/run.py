@@ -298,8 +298,8 @@ class ServerSession:
             leader_pid=self.process.pid, leader_status=self.process.exit_code(),
             step=outcome.step if outcome else "", stop_signal=self.config.stop_signal.name,
             alive_at_stop=self._alive_at_stop,
-            dumped_before_signal=frozenset(self._answers_before_signal.dumped),
-            empty_before_signal=frozenset(self._answers_before_signal.empty))
+            dumped_before_signal=self._answers_before_signal.dumped,
+            empty_before_signal=self._answers_before_signal.empty)
         found = accounting.account(self.run_dir, self.settings, facts)
         prefix = "warning: lost data" if self.config.lost_data == "warn" else "lost data"
         for line in found.losses:

@@ -32,8 +32,9 @@ def dump_all(settings: CoverageConfig, pgid: int, *, timeout: float,
     answers = exchange.ask_for_dumps(data.control_dir(settings), pgid, timeout=timeout,
                                      progress=progress)
     if answers.late:
-        raise ServeError(f"server processes {answers.late} did not write their coverage data "
-                         f"within {timeout:g} s (shutdown_timeout); no report was written")
+        raise ServeError(f"server processes {sorted(answers.late)} did not write their "
+                         f"coverage data within {timeout:g} s (shutdown_timeout); no report "
+                         "was written")
     return answers
 
 
@@ -68,7 +69,7 @@ def take_snapshot(settings: CoverageConfig, pgid: int, reports: tuple[str, ...],
         if err.isatty():
             err.write("\r\033[K")
     seconds = time.monotonic() - started
-    live, silent = answers.answered, answers.unregistered
+    live, silent = answers.answered, sorted(answers.unregistered)
     result = data.combine_copies_and_report(settings, snapshot_files(settings, live), reports,
                                             out)
     err.write(f"servercov: snapshot of {len(live)} live server process"

@@ -197,7 +197,7 @@ class ControlAgent:
         with self.snapshot_lock, exclusive(self.state_path):
             answers = snapshot.dump_all(settings, session.process.pid,
                                         timeout=session.config.shutdown_timeout)
-            live, silent = answers.answered, answers.unregistered
+            live, silent = answers.answered, sorted(answers.unregistered)
             files = snapshot.snapshot_files(settings, live)
             folder = os.path.dirname(settings.data_file)
             with tempfile.TemporaryDirectory(prefix="servercov-control-", dir=folder) as scratch:

@@ -14,13 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nose2_servercov import procfs, protocol
 from nose2_servercov.engine import data, exchange
-from nose2_servercov.engine.exchange import Reply
 from tests.support import REPO, python_env
 
 # Registers, then answers each new request as argv[2] says: "dumped", "empty", a bare
@@ -118,10 +118,10 @@ def test_each_process_says_whether_it_dumped_or_had_measured_nothing(control, gr
     assert {pid: will_answer[pid] for pid in answers.dumped} == {
         pid: reply for pid, reply in will_answer.items() if reply in ("dumped", "bare")}
     assert [will_answer[pid] for pid in answers.empty] == ["empty"]
-    assert answers.late == []
-    assert answers.unregistered == [group.pid]  # the shell, now sleep: nothing measured
+    assert answers.late == frozenset()
+    assert answers.unregistered == {group.pid}  # the shell, now sleep: nothing measured
     again = exchange.ask_for_dumps(control, group.pid, timeout=60)
-    assert again.generation == 2 and again.replies == answers.replies
+    assert again == replace(answers, generation=2)
 
 
 def test_stale_answers_never_count_as_fresh_saves(control, groups):
@@ -136,11 +136,11 @@ def test_stale_answers_never_count_as_fresh_saves(control, groups):
     (control / protocol.answer_file(live)).write_text(protocol.format_answer(42, dumped=True))
     answers, notes = exchange.save_before_signal(control, group.pid, timeout=1.0)
     assert answers.generation == 43
-    assert answers.dumped == [live]  # it answered this very request
-    assert answers.empty == []
-    assert answers.late == sorted([group.pid, sleeper])  # old answers are no saves
-    assert notes == [f"server processes {answers.late} did not save their data within 1 s of "
-                     "being asked, before the stop signal"]
+    assert answers.dumped == {live}  # it answered this very request
+    assert answers.empty == frozenset()
+    assert answers.late == {group.pid, sleeper}  # their old answers are no saves
+    assert notes == [f"server processes {sorted(answers.late)} did not save their data within "
+                     "1 s of being asked, before the stop signal"]
 
 
 def test_a_malformed_request_is_removed_and_refused(control, groups):
@@ -157,7 +157,7 @@ def test_a_malformed_request_is_removed_and_refused(control, groups):
     # Before a stop signal nothing is refused: the request is removed, and asked anew.
     request.write_text("garbage")
     answers, notes = exchange.save_before_signal(control, group.pid, timeout=60)
-    assert answers.dumped == [live]
+    assert answers.dumped == {live}
     assert notes == [f"{request} held a malformed save request 'garbage', which servercov "
                      "never writes: removed"]
 
@@ -188,6 +188,6 @@ def test_a_measured_server_process_dumps_what_it_ran(tmp_path, control, groups):
         assert server.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
     answers = exchange.ask_for_dumps(control, server.pid, timeout=60)
-    assert answers.replies == {server.pid: Reply.DUMPED}
+    assert answers == exchange.Answers(answers.generation, dumped=frozenset({server.pid}))
     dump = Path(f"{settings.data_file}{protocol.DUMP_INFIX}{server.pid}")
     assert dump.exists()
