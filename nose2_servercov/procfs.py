@@ -136,3 +136,37 @@ def socket_inodes(pid: int) -> set[str]:
                 if target.startswith("socket:["):
                     inodes.add(target[8:-1])
     return inodes
+
+
+def working_directory(pid: int | str) -> str | None:
+    """Return the folder ``pid`` works in, None if it is gone or unreadable."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+_TCP_LISTEN = "0A"  # the state column of /proc/net/tcp: LISTEN
+
+
+def listening_inodes(port: int) -> set[str] | None:
+    """Return the inodes of TCP sockets listening on ``port``, None without ``/proc/net``.
+
+    ``/proc/net/tcp`` lists every socket (tens of thousands in TIME_WAIT after
+    a load test): a slow way, for where the kernel's sock_diag cannot be asked.
+    """
+    inodes: set[str] = set()
+    seen_any = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        seen_any = True
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == _TCP_LISTEN and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    return inodes if seen_any else None

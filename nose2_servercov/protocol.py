@@ -30,6 +30,10 @@ The conversations:
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # mypy takes it as true: no cost at run time, as in the servers
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # --- environment variables ----------------------------------------------------------------
 URL_VARIABLE = "SERVERCOV_URL"  # the base URL, for tests and server processes
 TOKEN_VARIABLE = "SERVERCOV_TOKEN"  # the per-run secret of the app's control route
@@ -114,6 +118,17 @@ def pid_in_name(name: str, prefix: str) -> int | None:
     """Return the pid of ``proc.123``-like names with ``prefix`` (``"proc."``), else None."""
     rest = name[len(prefix):] if name.startswith(prefix) else ""
     return int(rest) if rest.isascii() and rest.isdigit() else None
+
+
+def pid_of(name: str, file_name: Callable[[int], str]) -> int | None:
+    """Return the pid whose ``file_name`` (a function above) is ``name``, else None.
+
+    ``pid_of("ack.12", answer_file)`` is 12; ``pid_of("ack.12.tmp", answer_file)`` is None.
+    """
+    for word in name.split("."):
+        if word.isascii() and word.isdigit() and file_name(int(word)) == name:
+            return int(word)
+    return None
 
 
 def snapshot_request_file(pid: int) -> str:

@@ -7,16 +7,20 @@ orderly exit (atexit, ``os._exit``, an exec) it writes ``exit.<pid>``; a
 problem it sees in itself (no coverage for its Python) goes to
 ``problem.<pid>``.  At the end of a run, after the stop, the session holds
 these against the data files on disk (each per-process file name carries the
-pid; snapshot and autosave dumps count as that process's data):
+pid; snapshot and autosave dumps count as that process's data) and against
+the answers to the save request sent just before the stop signal
+(:mod:`nose2_servercov.engine.exchange`):
 
 - a process with no readable data that had measured code, or that never
-  reached its exit, lost its data: named with its command and the likely cause;
+  reached its exit, lost its data: named with its command and the likely
+  cause; one that answered, before the signal, that it had measured nothing
+  lost nothing, whatever killed it then;
 - a zero-byte data file, or one coverage cannot read, is named and never
   combined;
 - every ``problem.<pid>`` is named.
 
 Each of these fails the run unless ``lost_data = warn``.  The file names are
-shared with ``inserver.py``, which cannot import this module.
+those of :mod:`nose2_servercov.protocol`, shared with the in-server code.
 """
 
 from __future__ import annotations
@@ -32,9 +36,8 @@ from pathlib import Path
 from coverage import CoverageData
 from coverage.config import CoverageConfig
 
+from nose2_servercov import procfs, protocol
 from nose2_servercov.engine import data
-from nose2_servercov.engine.process import proc_stat
-from nose2_servercov.protocol import parse_answer
 
 COMMAND_WIDTH = 100
 
@@ -57,22 +60,22 @@ class Registration:
 
     def is_alive(self) -> bool:
         """Return whether this very process (same pid, same start time) still runs."""
-        fields = proc_stat(self.pid)
-        if fields is None or fields[0] in (b"Z", b"X"):
-            return False
-        return self.start is None or int(fields[19]) == self.start
+        return procfs.is_alive(self.pid, started=self.start)
 
 
 @dataclass(frozen=True)
 class StopFacts:
-    """What the session saw of the stop, for telling the likely cause of a loss."""
+    """What the session saw of the stop: who lost nothing, and the likely cause of a loss."""
 
-    leader_pid: int | None = None
+    leader_pid: int | None = None  # the server command: its process group's leader
     leader_status: int | None = None  # Popen.returncode: negative = killed by that signal
-    step: str = ""
+    step: str = ""  # the stop step that ended the server: "shutdown_path", "SIGTERM", ...
     stop_signal: str = "SIGTERM"
-    alive_at_stop: frozenset[int] = frozenset()
-    saved_before_signal: frozenset[int] = frozenset()
+    alive_at_stop: frozenset[int] = frozenset()  # registered and running when the stop began
+    # The answers to the save request sent just before the stop signal: the process
+    # wrote a dump of all it had run, or it had measured nothing (no dump to write).
+    dumped_before_signal: frozenset[int] = frozenset()
+    empty_before_signal: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -110,8 +113,9 @@ def remove_run_dir(run_dir: Path) -> None:
 def registrations(run_dir: Path) -> dict[int, Registration]:
     """Return the registered processes by pid."""
     found: dict[int, Registration] = {}
-    for path in run_dir.glob("proc.*"):
-        if not path.name[5:].isdigit():
+    for path in run_dir.iterdir():
+        pid = protocol.pid_of(path.name, protocol.registration_file)
+        if pid is None:
             continue
         try:
             record = json.loads(path.read_text())
@@ -120,27 +124,28 @@ def registrations(run_dir: Path) -> dict[int, Registration]:
                 None if record.get("start") is None else int(record["start"]),
                 str(record.get("exe", "")))
         except (OSError, ValueError, KeyError, TypeError):
-            pid = int(path.name[5:])
             found[pid] = Registration(pid, 0, [], None, "(unreadable registration)")
     return found
 
 
 def _exit_marker(run_dir: Path, pid: int) -> dict[str, int] | None:
     try:
-        marker = json.loads((run_dir / f"exit.{pid}").read_text())
-        return marker if isinstance(marker, dict) else {"measured": -1}
+        marker = json.loads((run_dir / protocol.exit_file(pid)).read_text())
+        return marker if isinstance(marker, dict) else {protocol.EXIT_MEASURED_KEY: -1}
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {"measured": -1}
+        return {protocol.EXIT_MEASURED_KEY: -1}
 
 
 def _problems(run_dir: Path) -> dict[int, list[str]]:
     found: dict[int, list[str]] = {}
-    for path in sorted(run_dir.glob("problem.*")):
-        with contextlib.suppress(OSError, ValueError):
-            found[int(path.name[8:])] = [line for line in path.read_text(errors="replace")
-                                         .splitlines() if line.strip()]
+    for path in sorted(run_dir.iterdir()):
+        pid = protocol.pid_of(path.name, protocol.problem_file)
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                found[pid] = [line for line in path.read_text(errors="replace").splitlines()
+                              if line.strip()]
     return found
 
 
@@ -205,118 +210,122 @@ def _is_uwsgi_master(proc: Registration, facts: StopFacts) -> bool:
             and facts.leader_status is not None and facts.leader_status >= 0)
 
 
-def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accounting:
-    """Hold the registered processes against the data files on disk; see the module doc."""
-    result = Accounting()
-    everyone = registrations(run_dir)
-    result.registered = len(everyone)
-    good_by_pid: dict[int, list[str]] = {}
-    bad_by_pid: dict[int, list[str]] = {}
+@dataclass
+class _DataOnDisk:
+    """The run's data files, by the pid in their names (0: a name without one)."""
+
+    good: dict[int, list[str]] = field(default_factory=dict)  # coverage reads them
+    bad: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # (file, why not)
+
+    def whole_in_dump(self, pid: int, facts: StopFacts) -> bool:
+        """Return whether ``pid``'s data is whole in the dump it wrote just before the signal."""
+        return pid in facts.dumped_before_signal and any(
+            protocol.DUMP_INFIX in name for name in self.good.get(pid, []))
+
+
+def _read_data_files(settings: CoverageConfig, result: Accounting) -> _DataOnDisk:
+    """Sort the data files on disk into those coverage reads and the others."""
+    on_disk = _DataOnDisk()
     for name in data.data_files(settings):
         if name.endswith((".tmp", "-journal")):
             continue
         pid = data.pid_of_data_file(name, settings)
         reason, measured = read_data_file(name)
-        if reason is None:
-            result.good_files.append(name)
-            result.measured_any = result.measured_any or measured > 0
-            if pid is not None:
-                good_by_pid.setdefault(pid, []).append(name)
+        if reason is not None:
+            on_disk.bad.setdefault(pid or 0, []).append((name, reason))
             continue
-        bad_by_pid.setdefault(pid or 0, []).append(f"its data file {name} {reason}")
-        # Out of the combine's way: an empty file goes, an unreadable one is kept for
-        # a look, unless the process's data is whole in the dump it wrote on request.
-        with contextlib.suppress(OSError):
-            if reason.startswith("is empty") or pid in facts.saved_before_signal:
-                os.unlink(name)
-            else:
-                os.replace(name, f"{settings.data_file}.servercov-unreadable.pid{pid or 0}")
-    for pid in sorted(set(everyone) | set(bad_by_pid)):
-        proc = everyone.get(pid)
-        who = f"pid {pid} ({proc.command})" if proc else f"pid {pid}"
-        bad = "; ".join(bad_by_pid.get(pid, []))
-        files = good_by_pid.get(pid, [])
-        if proc is None:  # a file of a process that never registered
-            result.losses.append(f"{who}: {bad}; not combined")
-            continue
-        marker = _exit_marker(run_dir, pid)
-        cause = _likely_cause(proc, marker, everyone, run_dir, facts)
-        if files:
-            if bad and pid in facts.saved_before_signal:
-                # Its dump, written on request just before the stop signal, holds what it ran.
-                result.warnings.append(f"{who}: {bad}; not combined, its data written just "
-                                       "before the stop signal is")
-            elif bad:  # its other files are combined: only this file's part is gone
-                result.losses.append(f"{who}: {bad}; not combined")
-            elif marker is None and pid not in facts.saved_before_signal and \
-                    all(data.DUMP_INFIX in name for name in files) and \
-                    not _is_uwsgi_master(proc, facts):
-                result.warnings.append(f"{who} ended without saving: what it ran after its "
-                                       f"last autosave or snapshot is lost; {cause}")
-            continue
-        if bad:
-            result.losses.append(f"{who} lost its data: {bad}; {cause}")
-            continue
-        if marker is not None and marker.get("measured") == 0:
-            result.measured_nothing += 1
-            continue
-        if marker is None and _is_uwsgi_master(proc, facts):
-            continue
-        result.losses.append(f"{who} left no coverage data: {cause}")
+        result.good_files.append(name)
+        result.measured_any = result.measured_any or measured > 0
+        if pid is not None:
+            on_disk.good.setdefault(pid, []).append(name)
+    return on_disk
+
+
+def _set_aside(on_disk: _DataOnDisk, settings: CoverageConfig, facts: StopFacts) -> None:
+    """Move the unusable files out of the combine's way.
+
+    An empty file goes; an unreadable one is kept for a look, unless its
+    process's data is whole in the dump it wrote on request before the signal.
+    """
+    for pid, files in on_disk.bad.items():
+        for name, reason in files:
+            with contextlib.suppress(OSError):
+                if reason.startswith("is empty") or on_disk.whole_in_dump(pid, facts):
+                    os.unlink(name)
+                else:
+                    os.replace(name, f"{settings.data_file}{protocol.UNREADABLE_INFIX}{pid}")
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What the end of the run shows of one registered process."""
+
+    proc: Registration
+    who: str  # "pid N (command)", for a message
+    marker: dict[str, int] | None  # its exit marker; None: it never reached its exit
+    files: list[str]  # its readable data files
+    bad: str  # what is wrong with its other files, in words ("" when nothing is)
+    whole_in_dump: bool  # its data is whole in the dump it wrote just before the signal
+    cause: str  # the likely cause, should its data be missing
+
+
+def _judge_with_data(seen: _Evidence, facts: StopFacts, result: Accounting) -> None:
+    """Judge a process with readable data: only what is missing from it is named."""
+    if seen.bad and seen.whole_in_dump:
+        result.warnings.append(f"{seen.who}: {seen.bad}; not combined, its data written just "
+                               "before the stop signal is")
+    elif seen.bad:  # its other files are combined: only this file's part is gone
+        result.losses.append(f"{seen.who}: {seen.bad}; not combined")
+    elif (seen.marker is None and seen.proc.pid not in facts.dumped_before_signal
+          and all(protocol.DUMP_INFIX in name for name in seen.files)
+          and not _is_uwsgi_master(seen.proc, facts)):
+        result.warnings.append(f"{seen.who} ended without saving: what it ran after its last "
+                               f"autosave or snapshot is lost; {seen.cause}")
+
+
+def _judge_without_data(seen: _Evidence, facts: StopFacts, result: Accounting) -> None:
+    """Judge a process with no readable data: a loss, unless it had measured nothing."""
+    if seen.bad:
+        result.losses.append(f"{seen.who} lost its data: {seen.bad}; {seen.cause}")
+    elif seen.marker is not None and seen.marker.get(protocol.EXIT_MEASURED_KEY) == 0:
+        result.measured_nothing += 1
+    elif seen.marker is None and seen.proc.pid in facts.empty_before_signal:
+        result.measured_nothing += 1  # it said so just before the signal that killed it
+    elif not (seen.marker is None and _is_uwsgi_master(seen.proc, facts)):
+        result.losses.append(f"{seen.who} left no coverage data: {seen.cause}")
+
+
+def _judge(pid: int, everyone: dict[int, Registration], on_disk: _DataOnDisk,
+           run_dir: Path, facts: StopFacts, result: Accounting) -> None:
+    """Add what is lost or doubtful of process ``pid``'s data to ``result``."""
+    proc = everyone.get(pid)
+    who = f"pid {pid} ({proc.command})" if proc else f"pid {pid}"
+    bad = "; ".join(f"its data file {name} {reason}" for name, reason in on_disk.bad.get(pid, []))
+    if proc is None:  # a file of a process that never registered
+        result.losses.append(f"{who}: {bad}; not combined")
+        return
+    marker = _exit_marker(run_dir, pid)
+    seen = _Evidence(proc, who, marker, on_disk.good.get(pid, []), bad,
+                     on_disk.whole_in_dump(pid, facts),
+                     _likely_cause(proc, marker, everyone, run_dir, facts))
+    if seen.files:
+        _judge_with_data(seen, facts, result)
+    else:
+        _judge_without_data(seen, facts, result)
+
+
+def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accounting:
+    """Hold the registered processes against the data files on disk; see the module doc."""
+    result = Accounting()
+    everyone = registrations(run_dir)
+    result.registered = len(everyone)
+    on_disk = _read_data_files(settings, result)
+    _set_aside(on_disk, settings, facts)
+    for pid in sorted(set(everyone) | set(on_disk.bad)):
+        _judge(pid, everyone, on_disk, run_dir, facts, result)
     for pid, messages in _problems(run_dir).items():
         for message in messages:
             text = message.removeprefix(f"servercov: pid {pid}: ")
             result.not_measured.append(f"pid {pid}: {text}")
             result.losses.append(f"pid {pid}: {text}")
     return result
-
-
-SAVE_WAIT = 5.0  # seconds, at most, for every process to save before the stop signal
-
-
-def ask_to_save(control: Path, pgid: int, *, timeout: float) -> tuple[frozenset[int], list[str]]:
-    """Ask every measured process of group ``pgid`` to write a dump of its data; wait.
-
-    Some parents kill their children when signalled (Django's autoreloader
-    SIGKILLs its serving child ~3 ms after SIGTERM), so the data is put on
-    disk before any signal.  The channel is the snapshot one (``request``,
-    ``ack.<pid>``, see ``inserver.py``).  Return the pids that answered and
-    a note for those that did not.
-    """
-    import time
-
-    from nose2_servercov.engine.process import group_members
-
-    request = control / "request"
-    try:
-        generation = int(request.read_text()) + 1
-    except (OSError, ValueError):
-        generation = 1
-    try:
-        (control / "request.tmp").write_text(str(generation))
-        os.replace(control / "request.tmp", request)
-    except OSError as exc:
-        return frozenset(), [f"could not ask the server processes to save first: {exc}"]
-    deadline = time.monotonic() + min(timeout, SAVE_WAIT)
-    answered: set[int] = set()
-    while True:
-        waiting = []
-        for pid in group_members(pgid):
-            try:
-                answer = parse_answer((control / f"ack.{pid}").read_text() or "0")
-            except OSError:
-                answer = None
-            if answer is None:
-                continue  # not a process that answers (not measured, or not yet)
-            ack = answer[0]
-            if ack >= generation:
-                answered.add(pid)
-            else:
-                waiting.append(pid)
-        if not waiting:
-            return frozenset(answered), []
-        if time.monotonic() >= deadline:
-            return frozenset(answered), [
-                f"server processes {waiting} did not save their data within "
-                f"{min(timeout, SAVE_WAIT):g} s of being asked, before the stop signal"]
-        time.sleep(0.005)

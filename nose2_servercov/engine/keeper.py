@@ -3,8 +3,9 @@
 servercov starts one keeper beside every server, before the server itself,
 as ``python -I -S keeper.py FD RUNNER_PID RUNNER_START SIGNAL GRACE``: a thin
 Python (isolated, no ``site``: no coverage, no ``.pth``; this file imports
-only the standard library) in a session of its own, so neither a Ctrl-C on
-the terminal nor a kill of the runner's process group reaches it.
+only the standard library, and loads ``nose2_servercov/procfs.py``, the one
+reader of ``/proc``, by its path) in a session of its own, so neither a
+Ctrl-C on the terminal nor a kill of the runner's process group reaches it.
 
 It reads a pipe whose only writer is the runner (the write end is
 close-on-exec: no server or test command holds it).  The runner writes what
@@ -39,45 +40,76 @@ TYPE_CHECKING = False  # mypy takes it as true, as it does typing.TYPE_CHECKING
 if TYPE_CHECKING:
     import subprocess
     from collections.abc import Sequence
+    from typing import Any
+
+    from nose2_servercov.procfs import ProcessStat
 
 KILL_WAIT = 1.0  # seconds allowed for KILLed processes to vanish
 POLL_SECONDS = 0.5  # how often the runner's pid is checked besides the pipe
+# The one reader of /proc, beside this file's folder: run as ``python -I -S keeper.py``,
+# the keeper cannot import the package, so it loads that one file by its path.
+PROCFS_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "procfs.py")
+_procfs: list[Any] = []  # the module once loaded, or None if it could not be
+
+
+def _load_procfs() -> Any:
+    """Return :mod:`nose2_servercov.procfs`, None if it cannot be loaded.
+
+    Loaded on first use, not at start: its imports (dataclasses: ~25 ms of
+    CPU) would be taken from the server starting beside the keeper.  A
+    keeper that cannot load it still works as on a system without
+    ``/proc``: it never fails to start, and never guesses who is who.
+    """
+    if __name__ != "__main__":  # imported by the runner: the package is there
+        from nose2_servercov import procfs
+
+        return procfs
+    try:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("servercov_procfs", PROCFS_PATH)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses looks its module up there
+        spec.loader.exec_module(module)
+        return module
+    except Exception:
+        sys.modules.pop("servercov_procfs", None)
+        return None
+
+
+def _proc() -> Any:
+    """Return the procfs module, loaded on first use; None if it cannot be."""
+    if not _procfs:
+        _procfs.append(_load_procfs())
+    return _procfs[0]
 
 
 def start_time(pid: int) -> int | None:
-    """Return when ``pid`` started (clock ticks since boot), None if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2:].split()
-    return None if fields[0] in (b"Z", b"X") else int(fields[19])
-
-
-def _live_stats() -> dict[int, tuple[int, int, int]] | None:
-    """Return {pid: (ppid, pgid, start time)} of every live process, None without /proc."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    found = {}
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if fields[0] not in (b"Z", b"X"):
-            found[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[19]))
+    """Return when ``pid`` started (clock ticks since boot), None if gone or unknown."""
+    procfs = _proc()
+    found: int | None = procfs.start_time(pid) if procfs is not None else None
     return found
 
 
-def _group_is_ours(pgid: int, started: int,
-                   stats: dict[int, tuple[int, int, int]] | None) -> bool:
+def _is_gone(pid: int, started: int) -> bool:
+    """Return whether ``pid`` is no longer the process that started at ``started``.
+
+    Unknown (procfs could not be loaded) is not gone: then only the pipe tells.
+    """
+    return _proc() is not None and start_time(pid) != started
+
+
+def _live_stats() -> dict[int, ProcessStat] | None:
+    """Return every live process by pid, None without /proc."""
+    procfs = _proc()
+    found: dict[int, ProcessStat] | None = (procfs.all_processes() if procfs is not None
+                                            else None)
+    return found
+
+
+def _group_is_ours(pgid: int, started: int, stats: dict[int, ProcessStat] | None) -> bool:
     """Return whether group ``pgid`` is still the one guarded (its leader not a reused pid)."""
     if stats is None:  # no /proc: the group exists, and that is all that can be known
         try:
@@ -86,21 +118,20 @@ def _group_is_ours(pgid: int, started: int,
             return False
         return True
     leader = stats.get(pgid)
-    if leader is not None and leader[2] != started:
+    if leader is not None and leader.start != started:
         return False  # the pid was reused: this is another process's group
-    return any(pgid == group for _, group, _ in stats.values())
+    return any(pgid == one.pgid for one in stats.values())
 
 
-def _tree(pids: Sequence[tuple[int, int]],
-          stats: dict[int, tuple[int, int, int]] | None) -> set[int]:
+def _tree(pids: Sequence[tuple[int, int]], stats: dict[int, ProcessStat] | None) -> set[int]:
     """Return the guarded pids still alive (same start time) and all their descendants."""
     if stats is None:  # no /proc: no start times, no descendants; never guess
         return set()
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
+    for pid, one in stats.items():
+        children.setdefault(one.ppid, []).append(pid)
     found: set[int] = set()
-    todo = [pid for pid, started in pids if stats.get(pid, (0, 0, None))[2] == started]
+    todo = [pid for pid, started in pids if pid in stats and stats[pid].start == started]
     while todo:
         pid = todo.pop()
         if pid not in found:
@@ -193,7 +224,7 @@ def keep(fd: int, runner: int, runner_started: int, stop_signal: int, grace: flo
                 parsed = _parse(line)
                 if parsed is not None:
                     (groups if parsed[0] == "group" else pids).append(parsed[1:])
-        elif runner_started and start_time(runner) != runner_started:
+        elif runner_started and _is_gone(runner, runner_started):
             break
     if not groups and not pids:
         return 0

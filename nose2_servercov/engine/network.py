@@ -8,16 +8,13 @@ somebody else is never mistaken for our server.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import os
 import socket
 import struct
 import urllib.parse
 from collections.abc import Iterable
-from pathlib import Path
 
-_LISTEN = "0A"
+from nose2_servercov import procfs
 
 
 def resolve(host: str) -> None:
@@ -53,7 +50,7 @@ def _listening_inodes(port: int) -> set[str] | None:
     try:
         return _listening_inodes_netlink(port)
     except (OSError, AttributeError):  # AttributeError: no AF_NETLINK (not Linux)
-        return _listening_inodes_proc(port)
+        return procfs.listening_inodes(port)
 
 
 _SOCK_DIAG_BY_FAMILY = 20
@@ -95,36 +92,6 @@ def _read_diag_dump(sock: socket.socket, port: int) -> set[str]:
             offset += (length + 3) & ~3
 
 
-def _listening_inodes_proc(port: int) -> set[str] | None:
-    """Return the inodes of sockets listening on ``port``, None where /proc cannot tell."""
-    inodes: set[str] = set()
-    seen_any = False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        seen_any = True
-        for line in lines:
-            fields = line.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state == _LISTEN and int(local.rsplit(":", 1)[1], 16) == port:
-                inodes.add(inode)
-    return inodes if seen_any else None
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    fd_dir = f"/proc/{pid}/fd"
-    with contextlib.suppress(OSError):
-        for fd in os.listdir(fd_dir):
-            with contextlib.suppress(OSError):
-                target = os.readlink(f"{fd_dir}/{fd}")
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-    return inodes
-
-
 def listener_owned_by(port: int, pids: Iterable[int]) -> bool | None:
     """Return whether one of ``pids`` holds a socket listening on ``port``.
 
@@ -134,7 +101,7 @@ def listener_owned_by(port: int, pids: Iterable[int]) -> bool | None:
     listening = _listening_inodes(port)
     if listening is None:
         return None
-    return any(listening & _socket_inodes(pid) for pid in pids)
+    return any(listening & procfs.socket_inodes(pid) for pid in pids)
 
 
 def http_status(method: str, url: str, *, headers: dict[str, str] | None = None,

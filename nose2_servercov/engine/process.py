@@ -16,10 +16,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from nose2_servercov import procfs
 from nose2_servercov.engine.keeper import Keeper
 from nose2_servercov.errors import ServerStartError
 
@@ -42,31 +43,17 @@ class StopOutcome:
     exited_early: bool = False
 
 
-def proc_stat(pid: int | str) -> list[bytes] | None:
-    """Return the fields of ``/proc/<pid>/stat`` after the command name, None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses: split after the last ')'.
-    return stat[stat.rfind(b")") + 2:].split()
+@dataclass
+class _StopLog:
+    """What a stop has seen so far: its notes, and whether the server ended by itself."""
 
+    notes: list[str] = field(default_factory=list)
+    early: int | None = None  # the exit code of a server that ended before anything asked
 
-def group_members(pgid: int) -> list[int]:
-    """Return the live (non-zombie) processes of process group ``pgid``."""
-    if not os.path.isdir("/proc/self"):
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
-    members = []
-    for entry in os.listdir("/proc"):
-        fields = proc_stat(entry) if entry.isdigit() else None
-        if fields and fields[0] != b"Z" and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
+    def exited_early(self, code: int | None) -> None:
+        """Note that the server ended (or began to end) before anything asked it to."""
+        self.early = code
+        self.notes.append(f"the server had exited with code {code} before the stop")
 
 
 class ServerProcess:
@@ -176,7 +163,7 @@ class ServerProcess:
         if self._popen is None:
             return False
         self._popen.poll()
-        return bool(group_members(self.pid))
+        return bool(procfs.group_members(self.pid))
 
     def wait_until_ready(self, is_ready: Callable[[], bool], *, timeout: float, awaited: str,
                          progress: Callable[[float], None] | None = None) -> float:
@@ -218,7 +205,7 @@ class ServerProcess:
         while True:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._popen.wait(interval)
-            if self._popen.poll() is not None and not group_members(self.pid):
+            if self._popen.poll() is not None and not procfs.group_members(self.pid):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -234,13 +221,8 @@ class ServerProcess:
         assert self._popen is not None
         if self._popen.poll() is not None:
             return True
-        fields = proc_stat(self.pid)
-        if fields is None or fields[0] in (b"Z", b"X"):
-            return True
-        try:
-            return bool(int(fields[6]) & PF_EXITING)
-        except (IndexError, ValueError):
-            return False
+        found = procfs.stat(self.pid)
+        return found is None or not found.alive or bool(found.flags & PF_EXITING)
 
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -265,66 +247,72 @@ class ServerProcess:
                         self._keeper.disarm()
             return self._outcome
 
+    def _wait_exit(self, timeout: float) -> int | None:
+        """Wait for a server that is ending by itself; return its exit code."""
+        assert self._popen is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(max(timeout, 1.0))
+        return self._popen.poll()
+
     def _stop(self, request_shutdown: Callable[[], str | None] | None,
               stop_signal: signal.Signals, timeout: float,
               before_signal: Callable[[], list[str]] | None = None) -> StopOutcome:
         if self._popen is None:
             return StopOutcome("never started", 0.0)
         started = time.monotonic()
-        notes: list[str] = []
-        early: int | None = None
+        log = _StopLog()
         if self._exiting_by_itself():
             # Ended, or ending, before anything asked it to: a crash, never a stop.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._popen.wait(max(timeout, 1.0))
-            early = self._popen.poll()
-            notes.append(f"the server had exited with code {early} before the stop")
+            log.exited_early(self._wait_exit(timeout))
         steps: list[tuple[str, Callable[[], str | None]]] = []
         if request_shutdown is not None:
             steps.append(("shutdown_path", request_shutdown))
         steps.append((stop_signal.name, lambda: self._signal_group(stop_signal)))
         steps.append(("SIGKILL", lambda: self._signal_group(signal.SIGKILL)))
+        step = self._escalate(steps, log, timeout, before_signal)
+        if step == "already exited" and log.early is None:  # it ended between two looks
+            log.exited_early(self._popen.poll())
+        if self._pump is not None:
+            self._pump.join(1.0)
+        leftover = procfs.group_members(self.pid)
+        if leftover:
+            log.notes.append(f"processes {leftover} could not be ended")
+        return StopOutcome(step, time.monotonic() - started, tuple(log.notes),
+                           self._popen.poll() if log.early is None else log.early,
+                           exited_early=log.early is not None)
+
+    def _escalate(self, steps: list[tuple[str, Callable[[], str | None]]], log: _StopLog,
+                  timeout: float, before_signal: Callable[[], list[str]] | None) -> str:
+        """Take the stop steps in turn until the group is gone; return the step that did it.
+
+        ``before_signal`` runs once, just before the first signal.
+        """
+        assert self._popen is not None
         step = "already exited"
         asked = False  # whether a step reached the server: after that, an exit is a stop
         for name, action in steps:
             if not self.alive():
                 break
-            if not asked and early is None and self._exiting_by_itself():
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._popen.wait(max(timeout, 1.0))
-                early = self._popen.poll()
-                notes.append(f"the server had exited with code {early} before the stop")
+            if not asked and log.early is None and self._exiting_by_itself():
+                log.exited_early(self._wait_exit(timeout))
                 if not self.alive():
                     break
             if name != "shutdown_path" and before_signal is not None:
-                notes.extend(before_signal())
+                log.notes.extend(before_signal())
                 before_signal = None
             step = name
             refused = action()
             asked = asked or not refused
             if refused:
-                notes.append(f"{name}: {refused}")
+                log.notes.append(f"{name}: {refused}")
                 # A server that refuses may be exiting by itself (it crashed while the
                 # tests ran): see it end on its own before signalling over it.
                 if self._wait_gone(min(timeout, REFUSED_GRACE)):
-                    if early is None:
-                        early = self._popen.poll()
-                        notes.append(f"the server had exited with code {early} before the stop")
-                    step = "already exited"
-                    break
+                    if log.early is None:
+                        log.exited_early(self._popen.poll())
+                    return "already exited"
                 continue
             if self._wait_gone(timeout):
                 break
-            notes.append(f"{name}: the server was still running after {timeout:g} s")
-        if step == "already exited" and early is None:  # it ended between two looks
-            early = self._popen.poll()
-            notes.append(f"the server had exited with code {early} before the stop")
-        if self._pump is not None:
-            self._pump.join(1.0)
-        leftover = group_members(self.pid)
-        if leftover:
-            notes.append(f"processes {leftover} could not be ended")
-        return StopOutcome(step, time.monotonic() - started, tuple(notes),
-                           self._popen.poll() if early is None else early,
-                           exited_early=early is not None)
-
+            log.notes.append(f"{name}: the server was still running after {timeout:g} s")
+        return step

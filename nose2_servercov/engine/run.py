@@ -27,6 +27,7 @@ from nose2_servercov.engine import (
     accounting,
     cores,
     data,
+    exchange,
     greenlets,
     known_bugs,
     network,
@@ -129,7 +130,7 @@ class LocalRun(MeasuredRun):
         # This run's private folder: every measured process registers there.
         self.run_dir: Path | None = None
         self._alive_at_stop: frozenset[int] = frozenset()
-        self._saved_before_signal: frozenset[int] = frozenset()
+        self._answers_before_signal = exchange.Answers()
         self.token = secrets.token_urlsafe(32)
         self.port = config.port
         self.process: ServerProcess | None = None
@@ -321,9 +322,9 @@ class LocalRun(MeasuredRun):
         """Have every measured process put its data on disk before a stop signal."""
         if self.control is None or self.process is None:
             return []
-        saved, notes = accounting.ask_to_save(self.control, self.process.pid,
-                                              timeout=self.config.shutdown_timeout)
-        self._saved_before_signal = saved
+        answers, notes = exchange.save_before_signal(self.control, self.process.pid,
+                                                     timeout=self.config.shutdown_timeout)
+        self._answers_before_signal = answers
         return notes
 
     def account(self, outcome: StopOutcome | None) -> accounting.Accounting:
@@ -332,7 +333,9 @@ class LocalRun(MeasuredRun):
         facts = accounting.StopFacts(
             leader_pid=self.process.pid, leader_status=self.process.exit_code(),
             step=outcome.step if outcome else "", stop_signal=self.config.stop_signal.name,
-            alive_at_stop=self._alive_at_stop, saved_before_signal=self._saved_before_signal)
+            alive_at_stop=self._alive_at_stop,
+            dumped_before_signal=self._answers_before_signal.dumped,
+            empty_before_signal=self._answers_before_signal.empty)
         found = accounting.account(self.run_dir, self.settings, facts)
         prefix = "warning: lost data" if self.config.lost_data == "warn" else "lost data"
         for line in found.losses:

@@ -34,11 +34,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from nose2_servercov.engine.keeper import start_time, stop_guarded
+from nose2_servercov import procfs, protocol
+from nose2_servercov.engine.keeper import stop_guarded
 from nose2_servercov.errors import ServerStartError
 
-LOCK_FILE = "run.lock"
-STATE_FILE = "run.json"
+LOCK_FILE = protocol.RUN_LOCK_FILE
+STATE_FILE = protocol.RUN_STATE_FILE
 # How long a run waits for the keeper of a killed run to stop its server
 # (the keeper's own bound is KEEPER_GRACE plus a second).
 KEEPER_WAIT = 15.0
@@ -47,12 +48,9 @@ COMMAND_CHARS = 160
 
 def command_line(pid: int) -> str:
     """Return the command line of ``pid``, shortened for a message; '' if unknown."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            words = f.read().rstrip(b"\0").split(b"\0")
-    except OSError:
-        return ""
-    text = " ".join(word.decode("utf-8", "replace") for word in words)
+    words = procfs.command_line(pid) or []
+    # Bytes that are no UTF-8 become U+FFFD: the text goes into messages and run.json.
+    text = " ".join(words).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return text if len(text) <= COMMAND_CHARS else text[:COMMAND_CHARS - 3] + "..."
 
 
@@ -72,11 +70,11 @@ class RunState:
     def of_this_process(cls) -> RunState:
         """Return the state of a run whose runner is this process."""
         pid = os.getpid()
-        return cls(pid, start_time(pid) or 0, command_line(pid))
+        return cls(pid, procfs.start_time(pid) or 0, command_line(pid))
 
     def runner_alive(self) -> bool:
         """Return whether the runner still runs (same pid, same start time)."""
-        return start_time(self.runner_pid) == self.runner_started
+        return procfs.start_time(self.runner_pid) == self.runner_started
 
     def describe(self) -> str:
         """Return 'pid N: COMMAND' for a message."""
@@ -224,7 +222,7 @@ class RunLock:
         """Record the server's process group, so a later run can find it if it is left."""
         if self.state is not None and self.fd is not None:
             self.state = replace(self.state, server_pgid=pgid,
-                                 server_started=start_time(pgid) or 0)
+                                 server_started=procfs.start_time(pgid) or 0)
             with contextlib.suppress(OSError):  # the keeper guards it all the same
                 self._write(self.state)
 
@@ -232,7 +230,7 @@ class RunLock:
         """Record the test command (``servercov run``), for the same reason."""
         if self.state is not None and self.fd is not None:
             self.state = replace(self.state, command_pid=pid,
-                                 command_started=start_time(pid) or 0)
+                                 command_started=procfs.start_time(pid) or 0)
             with contextlib.suppress(OSError):
                 self._write(self.state)
 

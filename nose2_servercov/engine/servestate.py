@@ -26,7 +26,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -34,11 +33,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nose2_servercov import procfs, protocol
 from nose2_servercov.engine.config import find_rcfile
-from nose2_servercov.engine.process import proc_stat
 from nose2_servercov.errors import ServeError, ServercovError
 
-STATE_FILE = Path(".servercov") / "serve.json"
+STATE_FILE = Path(protocol.CONTROL_FOLDER) / protocol.SERVE_STATE_FILE
 
 
 def state_path(rcfile: Path) -> Path:
@@ -48,8 +47,7 @@ def state_path(rcfile: Path) -> Path:
 
 def process_start_time(pid: int) -> int | None:
     """Return when ``pid`` started (clock ticks since boot), None if it is gone or a zombie."""
-    fields = proc_stat(pid)
-    return None if fields is None or fields[0] in (b"Z", b"X") else int(fields[19])
+    return procfs.start_time(pid)
 
 
 @dataclass(frozen=True)
@@ -97,15 +95,6 @@ def read_state(path: Path) -> ServeState | None:
         return None
 
 
-def _command_line(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    return [word.decode("utf-8", "surrogateescape") for word in raw.rstrip(b"\0").split(b"\0")]
-
-
 def _serve_arguments(argv: list[str]) -> list[str] | None:
     """Return the arguments after ``serve`` if ``argv`` runs ``servercov serve``, else None."""
     for index, word in enumerate(argv):
@@ -133,13 +122,13 @@ def _rcfile_argument(arguments: list[str]) -> str | None:
 
 def serves_rcfile(pid: int, rcfile: Path) -> bool:
     """Return whether ``pid`` runs ``servercov serve`` for ``rcfile`` (from its command line)."""
-    argv = _command_line(pid)
+    argv = procfs.command_line(pid)
     arguments = _serve_arguments(argv) if argv else None
-    if arguments is None:
+    cwd = procfs.working_directory(pid)
+    if arguments is None or cwd is None:
         return False
     try:
-        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
-        return find_rcfile(_rcfile_argument(arguments), start=cwd) == rcfile.resolve()
+        return find_rcfile(_rcfile_argument(arguments), start=Path(cwd)) == rcfile.resolve()
     except (OSError, ServercovError):
         return False
 
@@ -155,7 +144,7 @@ def running_serve(rcfile: Path) -> ServeState:
     if state is None or not state.is_running():
         raise ServeError(f"no servercov serve is running for {rcfile}")
     if not serves_rcfile(state.serve_pid, rcfile):
-        command = " ".join(_command_line(state.serve_pid) or ["?"])[:160]
+        command = " ".join(procfs.command_line(state.serve_pid) or ["?"])[:160]
         raise ServeError(f"{path} names pid {state.serve_pid} ({command}), which is not a "
                          f"servercov serve for {rcfile}: nothing was signalled; remove the file "
                          "if no serve runs")
@@ -182,14 +171,11 @@ class SnapshotAnswer:
     stderr: str
 
 
-_REQUEST = re.compile(r"snapshot\.([0-9]+)\.request")
-
-
 def ask_for_snapshot(state: ServeState, rcfile: Path, *, timeout: float) -> SnapshotAnswer:
     """Have the running serve of ``rcfile`` take a snapshot; return its answer, or raise."""
     folder = state_path(rcfile).parent
-    request = folder / f"snapshot.{os.getpid()}.request"
-    answer = request.with_suffix(".answer")
+    request = folder / protocol.snapshot_request_file(os.getpid())
+    answer = folder / protocol.snapshot_answer_file(os.getpid())
     answer.unlink(missing_ok=True)
     temporary = request.with_suffix(".tmp")
     temporary.write_text(f"{process_start_time(os.getpid()) or 0}\n")
@@ -229,18 +215,19 @@ def answer_snapshot_requests(path: Path, take: Callable[[], SnapshotAnswer]) -> 
     the data of "now", and it is newer than each of them.  A request whose
     asker is gone is dropped; a file that is not a request is left alone.
     """
-    waiting = [(entry, int(match[1])) for entry in path.parent.iterdir()
-               if (match := _REQUEST.fullmatch(entry.name))]
+    waiting = [(entry, pid) for entry in path.parent.iterdir()
+               if (pid := protocol.pid_of(entry.name, protocol.snapshot_request_file)) is not None]
     waiting = [(entry, pid) for entry, pid in waiting if _asker_waits(entry, pid)]
     if not waiting:
         return
     answer = take()
-    for entry, _ in waiting:
-        temporary = entry.with_suffix(".answer.tmp")
+    for entry, pid in waiting:
+        destination = entry.with_name(protocol.snapshot_answer_file(pid))
+        temporary = destination.with_name(f"{destination.name}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(asdict(answer), f)
-        os.replace(temporary, entry.with_suffix(".answer"))
+        os.replace(temporary, destination)
         entry.unlink(missing_ok=True)
 
 

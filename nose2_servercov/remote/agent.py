@@ -189,8 +189,9 @@ class ControlAgent:
         settings = session.settings
         assert self.state_path is not None
         with self.snapshot_lock, exclusive(self.state_path):
-            live, silent = snapshot.request_dumps(settings, session.process.pid,
-                                                  timeout=session.config.shutdown_timeout)
+            answers = snapshot.dump_all(settings, session.process.pid,
+                                        timeout=session.config.shutdown_timeout)
+            live, silent = answers.answered, sorted(answers.unregistered)
             files = snapshot.snapshot_files(settings, live)
             return combining.combined_bytes(settings, files), live, silent
 

@@ -275,3 +275,31 @@ def test_serve_with_a_worker_sigkilled_exits_3_after_servercov_stop(tmp_path):
     assert any(line.startswith(f"servercov: lost data: pid {victim} (")
                for line in servercov_lines(output)), output
     assert_no_leftovers(project)
+
+
+WSGI_APP = """\
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+"""
+
+
+def test_a_process_that_measured_nothing_and_is_killed_is_no_loss(tmp_path):
+    # gunicorn's master (no --preload) never imports the app: it answers the save
+    # request before the signal "empty", and KILL then takes nothing from it.
+    project = tmp_path / "wsgi"
+    project.mkdir()
+    (project / "app.py").write_text(WSGI_APP)
+    (project / ".apirc").write_text(
+        "[run]\nparallel = True\ninclude = app.py\n\n"
+        "[servercov]\ncommand = {python} -m gunicorn -w 2 -b {host}:{port} app:app\n"
+        "stop_signal = KILL\nreports = term\n")
+    run = run_command(project, "import os, urllib.request\n"
+                               "urllib.request.urlopen(os.environ['SERVERCOV_URL']).read()\n")
+    assert run.returncode == 0, run.stderr
+    assert "server stopped by SIGKILL" in run.stderr
+    assert "lost data" not in run.stderr
+    measured = measured_lines(project / ".coverage", project)
+    assert measured["app.py"] == {1, 2, 3}, run.stdout
+    assert stray_data_files(project) == []
+    assert_no_leftovers(project)

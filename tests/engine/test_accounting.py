@@ -101,11 +101,47 @@ def test_a_dump_counts_as_data_but_a_kill_after_an_autosave_is_a_warning(run):
     data_file(settings, 100, dump=True)  # asked to save before the stop signal
     data_file(settings, 101, dump=True)  # only an autosave dump
     found = accounting.account(run_dir, settings,
-                               StopFacts(saved_before_signal=frozenset({100})))
+                               StopFacts(dumped_before_signal=frozenset({100})))
     assert found.losses == []
     assert len(found.warnings) == 1
     assert found.warnings[0].startswith("pid 101 (python serve.py) ended without saving: "
                                         "what it ran after its last autosave or snapshot")
+
+
+def test_a_process_that_said_it_measured_nothing_before_the_signal_lost_nothing(run):
+    run_dir, settings = run
+    register(run_dir, 100)  # gunicorn's master, say: answered "empty", then KILLed
+    register(run_dir, 101)  # answered "empty", then reached its exit having measured code
+    mark_exit(run_dir, 101, 2)
+    facts = StopFacts(leader_pid=100, leader_status=-9, step="SIGKILL", stop_signal="SIGKILL",
+                      alive_at_stop=frozenset({100, 101}),
+                      empty_before_signal=frozenset({100, 101}))
+    found = accounting.account(run_dir, settings, facts)
+    assert found.measured_nothing == 1
+    assert [line.split(" (", 1)[0] for line in found.losses] == ["pid 101"]
+    # Without that answer, the same kill is a loss.
+    again = accounting.account(run_dir, settings, StopFacts(
+        leader_pid=100, leader_status=-9, step="SIGKILL", alive_at_stop=frozenset({100})))
+    assert [line.split(" (", 1)[0] for line in again.losses] == ["pid 100", "pid 101"]
+
+
+def test_an_unreadable_file_goes_only_if_a_dump_written_on_request_holds_its_data(run):
+    run_dir, settings = run
+    for pid in (100, 101):
+        register(run_dir, pid)
+        Path(data_file(settings, pid, suffix="Xbroken")).write_text("not sqlite" * 100)
+    dump = data_file(settings, 100, dump=True)
+    # Both answered "dumped" before the signal; only 100's dump is on disk.
+    found = accounting.account(run_dir, settings,
+                               StopFacts(dumped_before_signal=frozenset({100, 101})))
+    assert found.good_files == [dump]
+    assert found.warnings[0].startswith("pid 100 (python serve.py): its data file ")
+    assert found.warnings[0].endswith("not combined, its data written just before the stop "
+                                      "signal is")
+    assert len(found.losses) == 1 and found.losses[0].startswith("pid 101 (python serve.py) "
+                                                                 "lost its data: ")
+    assert not Path(f"{settings.data_file}.servercov-unreadable.pid100").exists()
+    assert Path(f"{settings.data_file}.servercov-unreadable.pid101").exists()
 
 
 def test_empty_and_unreadable_files_are_named_and_set_aside(run):
