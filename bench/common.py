@@ -35,7 +35,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 sys.path.insert(0, str(REPO))
 
-from nose2_servercov.engine.network import http_status, pick_free_port  # noqa: E402
+from nose2_servercov.engine.server.network import http_status, pick_free_port  # noqa: E402
 
 
 def python_env(**extra: str) -> dict[str, str]:

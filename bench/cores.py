@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nose2_servercov.engine.network import http_status, pick_free_port  # noqa: E402
+from nose2_servercov.engine.server.network import http_status, pick_free_port  # noqa: E402
 from tests.support import make_project, python_env  # noqa: E402
 
 BIN = Path(sys.executable).parent

@@ -29,9 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nose2_servercov.engine import keeper  # noqa: E402
 from nose2_servercov.engine.config import load_config  # noqa: E402
 from nose2_servercov.engine.run import LocalRun  # noqa: E402
+from nose2_servercov.engine.server import keeper  # noqa: E402
 
 SCENARIO = REPO / "tests" / "scenarios" / "basic"
 

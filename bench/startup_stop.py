@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 from common import record  # noqa: E402
 
 from nose2_servercov.engine.config import load_config  # noqa: E402
-from nose2_servercov.engine.network import http_status, pick_free_port  # noqa: E402
 from nose2_servercov.engine.run import ServerSession  # noqa: E402
+from nose2_servercov.engine.server.network import http_status, pick_free_port  # noqa: E402
 
 # The setups of a round, in the order they run: see the module doc.
 SETUPS = ("plain", "hand", "servercov", "servercov-signal")

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nose2_servercov.engine.config import ServerConfig
     from nose2_servercov.engine.data import ReportResult
-    from nose2_servercov.engine.process import ServerProcess, StopOutcome
+    from nose2_servercov.engine.server.process import ServerProcess, StopOutcome
 
 __all__ = ["ServerSession"]
 

@@ -23,19 +23,12 @@ from typing import IO
 from coverage.config import CoverageConfig
 
 from nose2_servercov import procfs, protocol
-from nose2_servercov.engine import (
-    accounting,
-    cores,
-    data,
-    exchange,
-    greenlets,
-    known_bugs,
-    network,
-    preflight,
-)
-from nose2_servercov.engine.config import ServerConfig
-from nose2_servercov.engine.process import ServerProcess, StopOutcome
-from nose2_servercov.engine.runlock import RunLock
+from nose2_servercov.engine import data
+from nose2_servercov.engine.config import ServerConfig, cores, greenlets, known_bugs, preflight
+from nose2_servercov.engine.data import accounting, exchange
+from nose2_servercov.engine.server import network
+from nose2_servercov.engine.server.process import ServerProcess, StopOutcome
+from nose2_servercov.engine.server.runlock import RunLock
 from nose2_servercov.errors import (
     ConfigError,
     DataError,

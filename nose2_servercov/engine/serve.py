@@ -103,7 +103,7 @@ def serve_until_stopped(session: LocalRun, path: Path, stops: StopSignals, *,
 
 def snapshot_answer(session: LocalRun, path: Path) -> SnapshotAnswer:
     """Take a snapshot in the serve; return what ``servercov snapshot`` prints and exits with."""
-    from nose2_servercov.engine import snapshot
+    from nose2_servercov.engine.data import snapshot
 
     out, err = io.StringIO(), io.StringIO()
     status = 0

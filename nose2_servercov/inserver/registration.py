@@ -4,7 +4,7 @@ Every measured process registers in the run folder (``SERVERCOV_RUN_DIR``)
 before it serves anything (``proc.<pid>``: its pid, parent, command line and
 start time), marks the start of its orderly exit (``exit.<pid>``: how much it
 had measured), and names in ``problem.<pid>`` anything that makes its data
-untrustworthy.  The run (``nose2_servercov.engine.accounting``) can then tell
+untrustworthy.  The run (``nose2_servercov.engine.data.accounting``) can then tell
 a process that saved from one that was killed, and fails for one whose data
 cannot be trusted.  The names are :mod:`nose2_servercov.protocol`'s.
 """

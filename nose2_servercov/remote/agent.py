@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from nose2_servercov import procfs, protocol
-from nose2_servercov.engine import snapshot
+from nose2_servercov.engine.data import snapshot
 from nose2_servercov.engine.servestate import exclusive
 from nose2_servercov.errors import ServeError
 from nose2_servercov.remote import combining

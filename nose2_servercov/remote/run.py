@@ -15,10 +15,11 @@ import time
 from typing import IO
 
 from nose2_servercov import protocol
-from nose2_servercov.engine import data, network, preflight
-from nose2_servercov.engine.config import ServerConfig
-from nose2_servercov.engine.process import StopOutcome
+from nose2_servercov.engine import data
+from nose2_servercov.engine.config import ServerConfig, preflight
 from nose2_servercov.engine.run import MeasuredRun
+from nose2_servercov.engine.server import network
+from nose2_servercov.engine.server.process import StopOutcome
 from nose2_servercov.errors import ConfigError, ServerStartError
 from nose2_servercov.remote.client import AgentError, agent_status, reason
 from nose2_servercov.remote.collector import Collected, collect, refuse_beside_a_serve

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from nose2_servercov.engine import accounting
 from nose2_servercov.engine.config import load_config
+from nose2_servercov.engine.data import accounting
 from nose2_servercov.engine.run import LocalRun
 from tests.support import SCENARIOS, assert_no_leftovers
 

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 
 import nose2_servercov
-from tests.engine.test_config_fuzz import rcfiles
+from tests.engine.config.test_config_fuzz import rcfiles
 from tests.support import (
     assert_exact,
     assert_no_leftovers,

@@ -326,7 +326,7 @@ def test_greenlets_no_command_announces_are_refused_in_one_line(tmp_path, name):
                 if "greenlets that coverage does not follow" in line]
     assert refusals, output
     assert f"add 'concurrency = {library}, thread' to [run] in " in refusals[0]
-    if importlib.util.find_spec("nose2_servercov.engine.accounting") is None:
+    if importlib.util.find_spec("nose2_servercov.engine.data.accounting") is None:
         # The session does not read problem files yet (the accounting branch does):
         # the server wrote its refusal where the contract says.
         problems = list(run_dir.glob("problem.*"))

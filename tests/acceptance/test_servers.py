@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from coverage import CoverageData
 
-from nose2_servercov.engine import known_bugs
+from nose2_servercov.engine.config import known_bugs
 from tests.support import (
     CORES,
     RUN_TIMEOUT,

@@ -11,7 +11,7 @@ from coverage.config import CoverageConfig
 from nose2_servercov import asgi, wsgi
 from nose2_servercov.app import gate, stopping
 from nose2_servercov.app.contexts import ContextSwitch
-from nose2_servercov.engine import greenlets
+from nose2_servercov.engine.config import greenlets
 
 
 @pytest.mark.parametrize(("wanted", "full", "inner", "matches"), [

@@ -21,7 +21,7 @@ import pytest
 
 from nose2_servercov.app.servers import SERVERS
 from nose2_servercov.app.servers.main_thread import MainThreadServer
-from nose2_servercov.engine.network import pick_free_port
+from nose2_servercov.engine.server.network import pick_free_port
 from tests.support import python_env
 
 BIN = Path(sys.executable).parent  # the console scripts (uwsgi) beside python

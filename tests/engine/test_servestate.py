@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nose2_servercov.engine import keeper
+from nose2_servercov.engine.server import keeper
 from nose2_servercov.engine.servestate import _rcfile_argument, _serve_arguments, serves_rcfile
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import coverage
 import pytest
 
-from nose2_servercov.engine import network
+from nose2_servercov.engine.server import network
 from tests.netns import TOKEN, Host, RoundRobin, make_cert, require_netns
 from tests.support import (
     LOAD_KINDS,

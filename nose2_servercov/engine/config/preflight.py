@@ -14,9 +14,9 @@ from pathlib import Path
 
 from coverage.config import CoverageConfig
 
-from nose2_servercov.engine import network
 from nose2_servercov.engine.config import SECTION, ServerConfig
-from nose2_servercov.engine.reports import KINDS
+from nose2_servercov.engine.config.reports import KINDS
+from nose2_servercov.engine.server import network
 from nose2_servercov.errors import ServerStartError, describe_os_error
 
 

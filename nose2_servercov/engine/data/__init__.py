@@ -1,14 +1,19 @@
 """Coverage data of a measured server: erase the stale data, save the runner's, combine, report.
 
-The high-level operations, all through coverage.py's own API, over three
-helpers: :mod:`.settings` (coverage's settings as the server processes use
-them), :mod:`.datafiles` (the data files' names, the pids in them, the control
-folder) and :mod:`.reports` (the table of report kinds).  The names other
-modules use from those are re-exported here, so ``data.control_dir`` and the
-like keep working.
+The high-level operations live here, all through coverage.py's own API; the
+folder holds the rest of what concerns the data:
 
-The public entry points of the remote agent and collector are
-:func:`coverage_for` and :func:`combine_files_and_report`.
+- :mod:`.settings`: coverage's settings as the server processes use them;
+- :mod:`.datafiles`: the data files' names, the pids in them, the control folder;
+- :mod:`.exchange`: the one request/answer with the server processes (dump now);
+- :mod:`.snapshot`: a report of what every process has run so far, nothing stopped;
+- :mod:`.accounting`: every measured process's data on disk, or its loss named.
+
+The names other modules use from ``settings`` and ``datafiles`` are re-exported
+here, so ``data.control_dir`` and the like keep working.  The public entry
+points of the remote agent and collector are :func:`coverage_for` and
+:func:`combine_files_and_report`.  The report kinds are a table of the config
+(:mod:`nose2_servercov.engine.config.reports`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from coverage.config import CoverageConfig
 from coverage.exceptions import CoverageException, NoDataError
 from coverage.results import should_fail_under
 
-from nose2_servercov.engine.datafiles import (
+from nose2_servercov.engine.config.reports import KINDS, place_line
+from nose2_servercov.engine.data.datafiles import (
     CONTROL_FOLDER,
     DUMP_INFIX,
     control_dir,
@@ -34,8 +40,7 @@ from nose2_servercov.engine.datafiles import (
     erase_control_files,
     pid_of_data_file,
 )
-from nose2_servercov.engine.reports import KINDS, place_line
-from nose2_servercov.engine.settings import CONFIG_DATA_PREFIX, SERVER_PATCHES, server_settings
+from nose2_servercov.engine.data.settings import CONFIG_DATA_PREFIX, SERVER_PATCHES, server_settings
 from nose2_servercov.errors import DataError
 from nose2_servercov.inserver import coverage_private
 

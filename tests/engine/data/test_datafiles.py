@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from nose2_servercov import protocol
-from nose2_servercov.engine import data, datafiles
+from nose2_servercov.engine import data
+from nose2_servercov.engine.data import datafiles
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Snapshots of a running server's coverage, taken without stopping or disturbing it.
 
 A snapshot asks every measured process of the server's group for a dump
-through the save exchange (:mod:`nose2_servercov.engine.exchange`): each
+through the save exchange (:mod:`nose2_servercov.engine.data.exchange`): each
 writes everything it has executed (what it saved plus a copy of its
 collector's memory) as ``<data_file>.servercov-dump.pid<pid>``, renamed into
 place, and answers.  Once every live measured process has answered, copies
@@ -18,7 +18,8 @@ from typing import IO
 from coverage.config import CoverageConfig
 
 from nose2_servercov import protocol
-from nose2_servercov.engine import data, exchange
+from nose2_servercov.engine import data
+from nose2_servercov.engine.data import exchange
 from nose2_servercov.errors import ServeError
 
 

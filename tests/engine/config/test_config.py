@@ -11,7 +11,7 @@ import pytest
 from nose2_servercov.engine.config import KEYS, find_rcfile, key_table, load_config
 from nose2_servercov.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def rcfile(tmp_path: Path, body: str, name: str = ".apirc") -> Path:

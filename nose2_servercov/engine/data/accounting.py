@@ -9,7 +9,7 @@ problem it sees in itself (no coverage for its Python) goes to
 these against the data files on disk (each per-process file name carries the
 pid; snapshot and autosave dumps count as that process's data) and against
 the answers to the save request sent just before the stop signal
-(:mod:`nose2_servercov.engine.exchange`):
+(:mod:`nose2_servercov.engine.data.exchange`):
 
 - a process with no readable data that had measured code, or that never
   reached its exit, lost its data: named with its command and the likely

@@ -11,8 +11,9 @@ import coverage
 import pytest
 from coverage import CoverageData
 
-from nose2_servercov.engine import accounting, data
-from nose2_servercov.engine.accounting import StopFacts
+from nose2_servercov.engine import data
+from nose2_servercov.engine.data import accounting
+from nose2_servercov.engine.data.accounting import StopFacts
 
 
 @pytest.fixture

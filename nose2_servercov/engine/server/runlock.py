@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from nose2_servercov import procfs, protocol
-from nose2_servercov.engine.keeper import stop_guarded
+from nose2_servercov.engine.server.keeper import stop_guarded
 from nose2_servercov.errors import ServerStartError
 
 LOCK_FILE = protocol.RUN_LOCK_FILE

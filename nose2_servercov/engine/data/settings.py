@@ -15,7 +15,7 @@ from pathlib import Path
 from coverage.config import CoverageConfig, read_coverage_config
 from coverage.exceptions import CoverageException
 
-from nose2_servercov.engine import reports
+from nose2_servercov.engine.config import reports
 from nose2_servercov.errors import DataError
 
 # coverage.py's prefix for configuration handed over as serialized data.

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nose2_servercov.engine.keys import SECTION
+from nose2_servercov.engine.config.keys import SECTION
 from nose2_servercov.errors import ConfigError
 
 # Searched in this order, as coverage searches its own config files (.apirc first).

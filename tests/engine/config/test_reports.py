@@ -14,9 +14,9 @@ import pytest
 from coverage import CoverageData
 from coverage.config import CoverageConfig
 
-from nose2_servercov.engine import data, preflight
-from nose2_servercov.engine.config import KEYS_BY_NAME, REPORTS, load_config
-from nose2_servercov.engine.reports import KINDS, TERMINAL, place_line
+from nose2_servercov.engine import data
+from nose2_servercov.engine.config import KEYS_BY_NAME, REPORTS, load_config, preflight
+from nose2_servercov.engine.config.reports import KINDS, TERMINAL, place_line
 from nose2_servercov.errors import DataError, ServerStartError
 
 PLACES = {"html": "[html]\ndirectory = out/html\n", "xml": "[xml]\noutput = out/cov.xml\n",

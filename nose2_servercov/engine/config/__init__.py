@@ -1,12 +1,20 @@
 """The ``[servercov]`` section of the rcfile, validated: :class:`ServerConfig`.
 
 The rcfile is a coverage.py configuration file; coverage reads its own
-sections from it and servercov reads only ``[servercov]``.  The work is split
-three ways: :mod:`.rcfile` finds the file and reads the section's raw strings,
-:mod:`.keys` declares every key once and parses its value, and this module
-puts the result together (defaults, overrides, paths made absolute, the URL
-checked against the host).  It also re-exports the names callers import from
-here (``SECTION``, ``KEYS``, ``find_rcfile``, ``key_table``...).
+sections from it and servercov reads only ``[servercov]``.  This package holds
+everything decided before a server starts:
+
+- :mod:`.rcfile`: find the file and read the section's raw strings;
+- :mod:`.keys`: every key declared once (name, parser, default, meaning);
+- :mod:`.reports`: the one table of report kinds (adding a format is one row);
+- :mod:`.cores`: which coverage core measures the server processes;
+- :mod:`.greenlets`: gevent/eventlet servers announced to coverage from the command;
+- :mod:`.known_bugs`: setups known to break, refused before anything starts;
+- :mod:`.preflight`: what only the machine can tell (host, log, report places).
+
+This module puts the config together (defaults, overrides, paths made
+absolute, the URL checked against the host) and re-exports the names callers
+import from here (``SECTION``, ``KEYS``, ``find_rcfile``, ``key_table``...).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nose2_servercov.engine.keys import (
+from nose2_servercov.engine.config.keys import (
     CONTEXTS,
     CORES,
     DEFAULT_URL,
@@ -34,7 +42,7 @@ from nose2_servercov.engine.keys import (
     key_table,
     parse_values,
 )
-from nose2_servercov.engine.rcfile import (
+from nose2_servercov.engine.config.rcfile import (
     DEFAULT_RCFILES,
     LINE_KEYS,
     PREFIXED_RCFILES,

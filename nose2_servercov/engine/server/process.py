@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from nose2_servercov import procfs
-from nose2_servercov.engine.keeper import Keeper
+from nose2_servercov.engine.server.keeper import Keeper
 from nose2_servercov.errors import ServerStartError
 
 TAIL_LINES = 30

@@ -46,10 +46,11 @@ if TYPE_CHECKING:
 
 KILL_WAIT = 1.0  # seconds allowed for KILLed processes to vanish
 POLL_SECONDS = 0.5  # how often the runner's pid is checked besides the pipe
-# The one reader of /proc, beside this file's folder: run as ``python -I -S keeper.py``,
-# the keeper cannot import the package, so it loads that one file by its path.
-PROCFS_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "procfs.py")
+# The one reader of /proc, at the package's top (this file is engine/server/keeper.py):
+# run as ``python -I -S keeper.py``, the keeper cannot import the package, so it loads
+# that one file by its path.  tests/engine/server/test_keeper_procfs.py checks the path.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROCFS_PATH = os.path.join(PACKAGE_DIR, "procfs.py")
 _procfs: list[Any] = []  # the module once loaded, or None if it could not be
 
 
@@ -74,8 +75,10 @@ def _load_procfs() -> Any:
         sys.modules[spec.name] = module  # dataclasses looks its module up there
         spec.loader.exec_module(module)
         return module
-    except Exception:
+    except Exception as exc:
         sys.modules.pop("servercov_procfs", None)
+        sys.stderr.write(f"servercov: keeper: cannot load {PROCFS_PATH} ({exc!r}): it stops "
+                         "the server's group if the runner dies, but cannot tell reused pids\n")
         return None
 
 

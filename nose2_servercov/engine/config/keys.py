@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nose2_servercov.engine import cores, reports
+from nose2_servercov.engine.config import cores, reports
 from nose2_servercov.errors import ConfigError
 
 SECTION = "servercov"

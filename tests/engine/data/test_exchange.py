@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from nose2_servercov import procfs, protocol
-from nose2_servercov.engine import data, exchange
+from nose2_servercov.engine import data
+from nose2_servercov.engine.data import exchange
 from tests.support import REPO, python_env
 
 # Registers, then answers each new request as argv[2] says: "dumped", "empty", a bare
