@@ -10,7 +10,7 @@ API four ways, each polled until /0.0/health/ answers:
 (b) the hand recipe: ``coverage run -p -m sample_api.server``, stopped by
     SIGINT (the recipe's shutdown route needs werkzeug.server.shutdown, gone
     since Werkzeug 2.1), then ``coverage combine`` and ``coverage html``;
-(c) servercov's ServerSession: measured, stopped by the token-gated shutdown
+(c) servercov's LocalRun: measured, stopped by the token-gated shutdown
     route, data combined and html written in-process;
 (d) the same without ``shutdown_path``: stopped by signal, after the save
     request every measured process answers first (its dump on disk).
@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from common import record  # noqa: E402
 
 from nose2_servercov.engine.config import load_config  # noqa: E402
-from nose2_servercov.engine.run import ServerSession  # noqa: E402
+from nose2_servercov.engine.run import LocalRun  # noqa: E402
 from nose2_servercov.engine.server.network import http_status, pick_free_port  # noqa: E402
 
 # The setups of a round, in the order they run: see the module doc.
@@ -83,9 +83,9 @@ def baseline_round(folder: Path, *, measured: bool) -> dict[str, float]:
 
 
 def measured_round(folder: Path, *, by_signal: bool = False) -> dict[str, float]:
-    """Start the sample through ServerSession, stop it by its route (or by signal), report."""
+    """Start the sample through LocalRun, stop it by its route (or by signal), report."""
     config = load_config(folder / ".apirc", {"shutdown_path": ""} if by_signal else None)
-    session = ServerSession(config, err=io.StringIO(), out=io.StringIO())  # reports: term, html
+    session = LocalRun(config, err=io.StringIO(), out=io.StringIO())  # reports: term, html
     started = time.perf_counter()
     session.start()
     ready = time.perf_counter()

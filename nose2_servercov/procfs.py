@@ -14,21 +14,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 
 _GONE = (b"Z", b"X")  # zombie, dead: not alive, whatever /proc still shows
 
 
-@dataclass(frozen=True)
 class ProcessStat:
-    """The fields of ``/proc/<pid>/stat`` servercov uses."""
+    """The fields of ``/proc/<pid>/stat`` servercov uses.
 
-    pid: int
-    state: bytes  # one letter: R, S, D, Z, X, ...
-    ppid: int
-    pgid: int
-    flags: int
-    start: int  # clock ticks since boot
+    A plain class, not a dataclass or a NamedTuple: the keeper loads this
+    module in a bare ``python -I -S``, where importing ``dataclasses`` or
+    ``typing`` alone took more CPU than everything else it does.
+    """
+
+    __slots__ = ("flags", "pgid", "pid", "ppid", "start", "state")
+
+    def __init__(self, pid: int, state: bytes, ppid: int, pgid: int, flags: int,
+                 start: int) -> None:
+        self.pid = pid
+        self.state = state  # one letter: R, S, D, Z, X, ...
+        self.ppid = ppid
+        self.pgid = pgid
+        self.flags = flags
+        self.start = start  # clock ticks since boot
+
+    def __repr__(self) -> str:
+        return (f"ProcessStat(pid={self.pid}, state={self.state!r}, ppid={self.ppid}, "
+                f"pgid={self.pgid}, flags={self.flags}, start={self.start})")
 
     @property
     def alive(self) -> bool:

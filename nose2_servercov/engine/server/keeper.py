@@ -57,8 +57,8 @@ _procfs: list[Any] = []  # the module once loaded, or None if it could not be
 def _load_procfs() -> Any:
     """Return :mod:`nose2_servercov.procfs`, None if it cannot be loaded.
 
-    Loaded on first use, not at start: its imports (dataclasses: ~25 ms of
-    CPU) would be taken from the server starting beside the keeper.  A
+    Loaded on first use, not at start, so that the keeper takes no CPU
+    from the server starting beside it.  A
     keeper that cannot load it still works as on a system without
     ``/proc``: it never fails to start, and never guesses who is who.
     """
