@@ -252,11 +252,10 @@ def test_serve_with_a_worker_sigkilled_exits_3_after_servercov_stop(tmp_path):
     import time
     import urllib.request
 
-    from tests.support import end_process, run_servercov, serve_state, start_serve
+    from tests.support import end_process, run_servercov, running_serve, serve_state
 
     project = make_project(tmp_path, "servers", servercov=GUNICORN_2)
-    serve = start_serve(project)
-    try:
+    with running_serve(project) as serve:
         state = serve_state(project, serve)
         deadline = time.monotonic() + 30
         seen: set[int] = set()
@@ -268,9 +267,6 @@ def test_serve_with_a_worker_sigkilled_exits_3_after_servercov_stop(tmp_path):
         stopped = run_servercov(project, "stop", timeout=120)
         assert stopped.returncode == 0, stopped.stderr
         assert end_process(serve) == 3
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
     output = (project / "serve.log").read_text()
     assert any(line.startswith(f"servercov: lost data: pid {victim} (")
                for line in servercov_lines(output)), output

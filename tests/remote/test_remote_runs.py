@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -40,9 +39,9 @@ from tests.support import (
     plan,
     run_nose2,
     run_servercov,
+    running_serve,
     serve_state,
     servercov_lines,
-    start_serve,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -354,8 +353,7 @@ def test_control_refusals_come_before_anything_starts(tmp_path, args, env, refus
 def test_loopback_agent_without_a_token_and_collect_without_agents(tmp_path):
     project = make_project(tmp_path)
     port = str(network.pick_free_port("127.0.0.1"))
-    serve = start_serve(project, "--control", f"127.0.0.1:{port}")
-    try:
+    with running_serve(project, "--control", f"127.0.0.1:{port}") as serve:
         app = serve_state(project, serve)["url"]
         agent = f"http://127.0.0.1:{port}"
         assert control_request("GET", agent + "/status", token=None)[0] == 200
@@ -383,9 +381,6 @@ def test_loopback_agent_without_a_token_and_collect_without_agents(tmp_path):
         assert stopped.returncode == 1  # the agent's project is not this checkout
         assert "matches no local file" in servercov_lines(stopped.stderr)[-1]
         assert end_process(serve) == 0
-    finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
     log = (project / "serve.log").read_text()
     assert (f"servercov: control: listening on {agent} without a token: any local user can "
             "snapshot and stop this server (set SERVERCOV_CONTROL_TOKEN to require one)") in log
