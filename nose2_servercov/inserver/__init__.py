@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nose2_servercov.inserver import registration
+from nose2_servercov.inserver import dumps, quirks, registration, signals
 
 if TYPE_CHECKING:
     from coverage import Coverage
@@ -60,11 +60,7 @@ def install() -> None:
     when coverage started), the greenlet check first and the exit marker last.
     Fork hooks run in the child in the order registered: the child registers
     before the master's data is saved and before its answering thread starts.
-    The hooks' modules are imported here, not at the top: the runner imports
-    ``inserver.coverage_private`` and must not pay for the rest.
     """
-    from nose2_servercov.inserver import dumps, quirks, signals
-
     try:
         cov = start_coverage()
     except Exception as exc:

@@ -10,13 +10,16 @@ from tests.support import REPO, python_env
 
 # A Python whose os.register_at_fork is broken (as on a system without fork):
 # the hooks that need it fail, the process is still measured and registered.
+# It is broken once the modules are imported (threading itself registers a fork hook
+# at its import, as random does, which coverage imports: on 3.12 with coverage 7.10 they
+# were not imported yet).
 BROKEN_FORK_HOOKS = """
-import os, sys
+import os, sys, threading, random, coverage
 sys.path.insert(0, sys.argv[1])
+from nose2_servercov import inserver
 def broken(**hooks):
     raise RuntimeError("no fork hooks here")
 os.register_at_fork = broken
-from nose2_servercov import inserver
 inserver.install()
 import coverage
 print("measured" if coverage.Coverage.current() is not None else "not measured")
