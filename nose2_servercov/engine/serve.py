@@ -27,11 +27,13 @@ from nose2_servercov.engine.config import ServerConfig
 from nose2_servercov.engine.servestate import (
     ServeState,
     SnapshotAnswer,
+    another_serve,
     answer_snapshot_requests,
     answer_stop_requests,
     ask_for_final_total,
     ask_for_snapshot,
     exclusive,
+    is_serve,
     process_start_time,
     read_state,
     running_serve,
@@ -66,6 +68,10 @@ def claim_state(rcfile: Path, *, say: Callable[[str], None]) -> Path:
         raise ServeError(f"a servercov serve is already running for {rcfile} "
                          f"(pid {previous.serve_pid}, {previous.url}); end it with: "
                          "servercov stop")
+    if previous is not None and previous.is_running() and is_serve(previous.serve_pid):
+        # The serve of another rcfile of this folder: its state is never removed.
+        raise ServeError(another_serve(previous.serve_pid, rcfile, "stop") +
+                         " (one serve per folder: stop it first)")
     if path.exists():
         say(f"replacing {path}: the serve that wrote it is gone")
         path.unlink()

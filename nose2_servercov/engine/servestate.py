@@ -162,7 +162,7 @@ def running_serve(rcfile: Path, *, command: str = "snapshot") -> ServeState:
         raise ServeError(f"no servercov serve is running for {rcfile}")
     if not serves_rcfile(state.serve_pid, rcfile):
         if is_serve(state.serve_pid):
-            raise ServeError(_another_serve(state.serve_pid, rcfile, command))
+            raise ServeError(another_serve(state.serve_pid, rcfile, command))
         argv = " ".join(procfs.command_line(state.serve_pid) or ["?"])[:160]
         raise ServeError(f"{path} names pid {state.serve_pid} ({argv}), which is not a "
                          f"servercov serve for {rcfile}: nothing was signalled; remove the file "
@@ -170,8 +170,8 @@ def running_serve(rcfile: Path, *, command: str = "snapshot") -> ServeState:
     return state
 
 
-def _another_serve(pid: int, rcfile: Path, command: str) -> str:
-    """Say which rcfile the serve ``pid`` runs for, and the ``--rcfile`` that reaches it."""
+def another_serve(pid: int, rcfile: Path, command: str) -> str:
+    """Say which rcfile the serve ``pid`` runs for, and ``servercov COMMAND --rcfile`` for it."""
     other = rcfile_served_by(pid)
     where = f"the servercov serve running in {rcfile.parent} (pid {pid})"
     if other is None:

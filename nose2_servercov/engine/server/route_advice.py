@@ -31,15 +31,14 @@ _MODULE = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
 def _named_files(command: Sequence[str], cwd: Path) -> list[Path]:
-    """Return the Python files the command's words name: scripts, ``module:app``, ``-m module``."""
+    """Return the Python files the command's words may name: scripts, ``module:app``, modules."""
     files: list[Path] = []
-    for index, word in enumerate(command):
+    for word in command[1:]:
         if word.endswith(".py"):
             files.append(cwd / word)
             continue
-        module = word.split(":", 1)[0] if ":" in word else (
-            word if index and command[index - 1] == "-m" else "")
-        if module and _MODULE.match(module):
+        module = word.split(":", 1)[0]  # main:app, mysite.wsgi, -m webapp: tried, if present
+        if _MODULE.match(module):
             base = cwd / module.replace(".", "/")
             files += [base.with_name(base.name + ".py"), base / "__init__.py"]
     return files
