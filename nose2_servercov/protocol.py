@@ -141,6 +141,16 @@ def snapshot_answer_file(pid: int) -> str:
     return f"snapshot.{pid}.answer"
 
 
+def stop_request_file(pid: int) -> str:
+    """Return the name of ``servercov stop``'s request for the final total (beside serve.json)."""
+    return f"stop.{pid}.request"
+
+
+def stop_answer_file(pid: int) -> str:
+    """Return the name of a serve's final total and report places for ``stop`` ``pid``."""
+    return f"stop.{pid}.answer"
+
+
 # --- state keys ---------------------------------------------------------------------------
 REGISTRATION_KEYS = ("pid", "ppid", "argv", "start", "exe", "python")  # proc.<pid>, JSON
 EXIT_MEASURED_KEY = "measured"  # exit.<pid>, JSON: how many files it had measured (-1: unknown)

@@ -20,7 +20,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import requests
@@ -78,12 +78,34 @@ class ServercovController:
         self.config = config
         self.rcfile = rcfile
         self.run: MeasuredTestRun | None = None
+        self.terminal: IO[str] | None = None
 
     @contextlib.contextmanager
     def _uncaptured(self) -> Iterator[None]:
         capture = self.config.pluginmanager.getplugin("capturemanager")
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             yield
+
+    def _open_terminal(self) -> IO[str]:
+        """Return a stream to the real stderr, outside pytest's capture (called uncaptured).
+
+        The server's output (``-v``) and servercov's lines come from a thread
+        at any moment, also while a test runs: then pytest's capture holds
+        file descriptor 2, and the lines of a passing test were thrown away
+        with its captured output.  A copy of descriptor 2 taken while the
+        capture is suspended reaches the terminal whatever pytest does.
+        """
+        sys.stderr.flush()
+        try:
+            return open(os.dup(sys.stderr.fileno()), "w", buffering=1,
+                        encoding=sys.stderr.encoding or "utf-8", errors="replace")
+        except (OSError, ValueError, AttributeError):  # no descriptor behind sys.stderr
+            return sys.stderr
+
+    def _close_terminal(self) -> None:
+        terminal, self.terminal = self.terminal, None
+        if terminal is not None and terminal is not sys.stderr:
+            terminal.close()
 
     def _say_error(self, message: str) -> None:
         sys.stderr.write(f"servercov: error: {message}\n")
@@ -93,15 +115,17 @@ class ServercovController:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Start the measured server before collection and before any xdist worker."""
         with self._uncaptured():
+            self.terminal = self._open_terminal()
             try:
                 server_config = load_config(find_rcfile(self.rcfile,
                                                         flag="--servercov-rcfile"))
                 run = MeasuredTestRun(server_config,
-                                      verbose=self.config.get_verbosity() > 1,
-                                      err=sys.stderr, out=sys.stdout,
+                                      verbose=self.config.get_verbosity() > 0,
+                                      err=self.terminal, out=sys.stdout,
                                       on_sigterm=_interrupt_on_sigterm)
                 run.start()
             except (ServercovError, OSError, ValueError) as exc:
+                self._close_terminal()
                 self._say_error(describe_error(exc))
                 pytest.exit("servercov: no test ran", returncode=FAILED)
         self.run = run
@@ -120,7 +144,10 @@ class ServercovController:
             return
         with self._uncaptured():
             sys.stderr.write("\n")
-            end = run.finish()
+            try:
+                end = run.finish()
+            finally:
+                self._close_terminal()
             for problem in end.problems:
                 self._say_error(problem)
         if (end.problems or end.failed_under or end.lost_data) and session.exitstatus == 0:

@@ -25,9 +25,11 @@ from nose2_servercov.cli.entry import (
 from nose2_servercov.engine.config import ServerConfig
 from nose2_servercov.engine.serve import (
     claim_state,
+    final_lines,
     final_report,
     publish_state,
     serve_until_stopped,
+    tell_stoppers,
 )
 from nose2_servercov.engine.stopsignals import (
     StopRequested,
@@ -104,6 +106,8 @@ def _serve(config: ServerConfig, control: ControlAgent | None, *, verbose: bool)
                 problem, status = report_end(session)
     if problem:
         say(f"error: {problem}")
-    if status == LOST_DATA:
-        return LOST_DATA
-    return ERROR if problem else status
+    status = LOST_DATA if status == LOST_DATA else ERROR if problem else status
+    result = session.result
+    tell_stoppers(path, status, final_lines(result.total if result else None,
+                                            result.place_lines() if result else [], problem))
+    return status

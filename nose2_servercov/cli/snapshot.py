@@ -28,6 +28,9 @@ def snapshot(args: argparse.Namespace) -> int:
 
 def stop(args: argparse.Namespace) -> int:
     """Run ``servercov stop``: the serve stops, reports, and this says so."""
-    pid = stop_running_serve(config_of(args))
+    pid, final = stop_running_serve(config_of(args))
     say(f"the serve (pid {pid}) stopped and wrote its final reports")
+    if final is not None:  # the total and the report places, as the serve printed them
+        sys.stderr.write(final.stderr)
+        sys.stderr.flush()
     return 0

@@ -26,9 +26,10 @@ from nose2_servercov import procfs, protocol
 from nose2_servercov.engine import data
 from nose2_servercov.engine.config import ServerConfig, cores, greenlets, known_bugs, preflight
 from nose2_servercov.engine.data import accounting, exchange
-from nose2_servercov.engine.server import network
+from nose2_servercov.engine.server import network, route_advice
 from nose2_servercov.engine.server.process import ServerProcess, StopOutcome
 from nose2_servercov.engine.server.runlock import RunLock
+from nose2_servercov.engine.server.wrongport import WrongPortWatch
 from nose2_servercov.errors import (
     ConfigError,
     DataError,
@@ -124,6 +125,7 @@ class LocalRun(MeasuredRun):
         self.run_dir: Path | None = None
         self._alive_at_stop: frozenset[int] = frozenset()
         self._answers_before_signal = exchange.Answers()
+        self.result: data.ReportResult | None = None  # the final report's, once written
         self.token = secrets.token_urlsafe(32)
         self.port = config.port
         self.process: ServerProcess | None = None
@@ -179,21 +181,25 @@ class LocalRun(MeasuredRun):
                   "port": str(self.port), "url": self.url}
         return [word.format(**values) for word in self.config.command]
 
-    def _is_ready(self) -> bool:
-        assert self.process is not None
-        if self.config.ready_path:
-            try:
-                status = network.http_status("GET", self.url + self.config.ready_path,
-                                             timeout=1.0)
-            except OSError:
-                return False
-            if status >= 500:
-                return False
-        elif not network.port_accepts(self.config.host, self.port, timeout=0.5):
+    def _answers(self) -> bool:
+        """Return whether the server's port (or its ready_path) answers, not yet whose it is."""
+        if not self.config.ready_path:
+            return network.port_accepts(self.config.host, self.port, timeout=0.5)
+        try:
+            status = network.http_status("GET", self.url + self.config.ready_path, timeout=1.0)
+        except OSError:
             return False
+        return status < 500
+
+    def _is_ready(self, port_watch: WrongPortWatch) -> bool:
+        assert self.process is not None
+        pid = self.process.pid
         # Whatever answered must be our server, not a program that took the port.
-        owned = network.listener_owned_by(self.port, procfs.group_members(self.process.pid))
-        return owned is not False
+        if self._answers() and network.listener_owned_by(
+                self.port, procfs.group_members(pid)) is not False:
+            return True
+        port_watch.check(lambda: procfs.group_members(pid))  # a server listening elsewhere
+        return False
 
     def start(self) -> str:
         """Start the server measured and wait until it is ready; return its URL.
@@ -238,9 +244,10 @@ class LocalRun(MeasuredRun):
         atexit.register(self.stop)
         awaited = (f"{self.url}{self.config.ready_path} to answer with a status < 500"
                    if self.config.ready_path else f"port {self.port} to accept connections")
+        watch = WrongPortWatch(self.port, rcfile=self.config.rcfile, tail=self.process.tail)
         try:
             seconds = self.process.wait_until_ready(
-                self._is_ready, timeout=self.config.startup_timeout, awaited=awaited,
+                lambda: self._is_ready(watch), timeout=self.config.startup_timeout, awaited=awaited,
                 progress=self._show_progress(awaited) if self.err.isatty() else None)
         except ServerStartError:
             self.stop(quiet=True)
@@ -250,7 +257,7 @@ class LocalRun(MeasuredRun):
             if self.err.isatty():
                 self.err.write("\r\033[K")  # clear the progress line
         self.say(f"server started: pid {self.process.pid}, {self.url}, "
-                 f"ready in {seconds:.2f} s, {self.core.describe()}")
+                 f"ready in {seconds:.2f} s, {self.core.describe()}, rcfile {self.config.rcfile}")
         return self.url
 
     def guard(self, pid: int) -> None:
@@ -285,6 +292,9 @@ class LocalRun(MeasuredRun):
         except OSError as exc:
             # No answer is no proof of a stop: the server may be crashing right now.
             return f"the connection dropped before an answer ({exc})"
+        if status == 404:  # most often: the app was never given servercov's route
+            return route_advice.answered_404(self.config.shutdown_path, self._command(),
+                                             self.config.cwd)
         if status >= 400:
             return f"{self.config.shutdown_path} answered {status}"
         return None
@@ -385,5 +395,6 @@ class LocalRun(MeasuredRun):
         if result.failed_under:
             self.say(f"total coverage {result.total:.2f}% is under fail_under "
                      f"{result.fail_under:g}")
+        self.result = result
         return result
 

@@ -27,13 +27,18 @@ from nose2_servercov.engine.config import ServerConfig
 from nose2_servercov.engine.servestate import (
     ServeState,
     SnapshotAnswer,
+    another_serve,
     answer_snapshot_requests,
+    answer_stop_requests,
+    ask_for_final_total,
     ask_for_snapshot,
     exclusive,
+    is_serve,
     process_start_time,
     read_state,
     running_serve,
     state_path,
+    take_final_total,
 )
 from nose2_servercov.engine.stopsignals import StopRequested, StopSignals, drain, wakeup_pipe
 from nose2_servercov.errors import ServeError, ServercovError, describe_error
@@ -63,6 +68,10 @@ def claim_state(rcfile: Path, *, say: Callable[[str], None]) -> Path:
         raise ServeError(f"a servercov serve is already running for {rcfile} "
                          f"(pid {previous.serve_pid}, {previous.url}); end it with: "
                          "servercov stop")
+    if previous is not None and previous.is_running() and is_serve(previous.serve_pid):
+        # The serve of another rcfile of this folder: its state is never removed.
+        raise ServeError(another_serve(previous.serve_pid, rcfile, "stop") +
+                         " (one serve per folder: stop it first)")
     if path.exists():
         say(f"replacing {path}: the serve that wrote it is gone")
         path.unlink()
@@ -147,18 +156,32 @@ def remove_state(path: Path) -> None:
 
 def snapshot_of_running_serve(config: ServerConfig) -> SnapshotAnswer:
     """Have the serve running for ``config``'s rcfile take a snapshot; return its answer."""
-    state = running_serve(config.rcfile)
+    state = running_serve(config.rcfile, command="snapshot")
     return ask_for_snapshot(state, config.rcfile,
                             timeout=config.shutdown_timeout + SNAPSHOT_MARGIN)
 
 
-def stop_running_serve(config: ServerConfig) -> int:
-    """Stop the serve running for ``config``'s rcfile; return its pid once it has reported.
+def final_lines(total: float | None, places: list[str], problem: str | None) -> str:
+    """Return the serve's last ``servercov:`` lines that ``servercov stop`` prints too."""
+    lines = [] if total is None else [f"total coverage {total:.2f}%"]
+    lines += places + ([f"error: {problem}"] if problem else [])
+    return "".join(f"servercov: {line}\n" for line in lines)
+
+
+def tell_stoppers(path: Path, status: int, lines: str) -> None:
+    """Hand the final lines to every ``servercov stop`` waiting for this serve."""
+    answer_stop_requests(path, SnapshotAnswer(status, "", lines))
+
+
+def stop_running_serve(config: ServerConfig) -> tuple[int, SnapshotAnswer | None]:
+    """Stop the serve running for ``config``'s rcfile; return its pid and final lines.
 
     The wait shows its progress on a terminal; a serve that overruns it, or
     ends without removing its state file (its report unfinished), is an error.
+    The final lines are None from a serve that gave none.
     """
-    state = running_serve(config.rcfile)
+    state = running_serve(config.rcfile, command="stop")
+    answer = ask_for_final_total(config.rcfile)
     os.kill(state.serve_pid, signal.SIGTERM)
     timeout = STOP_STEPS * config.shutdown_timeout + STOP_MARGIN
     started = time.monotonic()
@@ -175,7 +198,8 @@ def stop_running_serve(config: ServerConfig) -> int:
         time.sleep(0.05)
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
+    final = take_final_total(answer)
     if state_path(config.rcfile).exists():
         raise ServeError(f"the serve (pid {state.serve_pid}) ended without finishing its "
                          "reports: see its output")
-    return state.serve_pid
+    return state.serve_pid, final

@@ -120,35 +120,70 @@ def _rcfile_argument(arguments: list[str]) -> str | None:
     return None
 
 
-def serves_rcfile(pid: int, rcfile: Path) -> bool:
-    """Return whether ``pid`` runs ``servercov serve`` for ``rcfile`` (from its command line)."""
+def is_serve(pid: int) -> bool:
+    """Return whether ``pid`` runs ``servercov serve`` (of any rcfile), from its command line."""
+    argv = procfs.command_line(pid)
+    return bool(argv) and _serve_arguments(argv or []) is not None
+
+
+def rcfile_served_by(pid: int) -> Path | None:
+    """Return the rcfile that the ``servercov serve`` ``pid`` serves, None if none is found.
+
+    Its ``--rcfile`` (or the rcfile search) is resolved against its working folder.
+    """
     argv = procfs.command_line(pid)
     arguments = _serve_arguments(argv) if argv else None
     cwd = procfs.working_directory(pid)
     if arguments is None or cwd is None:
-        return False
+        return None
     try:
-        return find_rcfile(_rcfile_argument(arguments), start=Path(cwd)) == rcfile.resolve()
+        return find_rcfile(_rcfile_argument(arguments), start=Path(cwd))
     except (OSError, ServercovError):
-        return False
+        return None
 
 
-def running_serve(rcfile: Path) -> ServeState:
+def serves_rcfile(pid: int, rcfile: Path) -> bool:
+    """Return whether ``pid`` runs ``servercov serve`` for ``rcfile`` (from its command line)."""
+    return rcfile_served_by(pid) == rcfile.resolve()
+
+
+def running_serve(rcfile: Path, *, command: str = "snapshot") -> ServeState:
     """Return the state of the serve running for ``rcfile``; raise if none runs.
 
     A state whose pid runs but is not a ``servercov serve`` for ``rcfile`` is
-    refused, naming the process, so that nothing signals it.
+    refused, naming the process, so that nothing signals it.  When that
+    process is the serve of another rcfile of the folder, the refusal names
+    that rcfile and the ``servercov COMMAND --rcfile`` to run: its state is
+    never to be removed, which would strand a live serve.
     """
     path = state_path(rcfile)
     state = read_state(path)
     if state is None or not state.is_running():
         raise ServeError(f"no servercov serve is running for {rcfile}")
     if not serves_rcfile(state.serve_pid, rcfile):
-        command = " ".join(procfs.command_line(state.serve_pid) or ["?"])[:160]
-        raise ServeError(f"{path} names pid {state.serve_pid} ({command}), which is not a "
+        if is_serve(state.serve_pid):
+            raise ServeError(another_serve(state.serve_pid, rcfile, command))
+        argv = " ".join(procfs.command_line(state.serve_pid) or ["?"])[:160]
+        raise ServeError(f"{path} names pid {state.serve_pid} ({argv}), which is not a "
                          f"servercov serve for {rcfile}: nothing was signalled; remove the file "
                          "if no serve runs")
     return state
+
+
+def another_serve(pid: int, rcfile: Path, command: str) -> str:
+    """Say which rcfile the serve ``pid`` runs for, and ``servercov COMMAND --rcfile`` for it."""
+    other = rcfile_served_by(pid)
+    where = f"the servercov serve running in {rcfile.parent} (pid {pid})"
+    if other is None:
+        argv = " ".join(procfs.command_line(pid) or ["?"])[:160]
+        return (f"{where} is not for {rcfile} ({argv}): nothing was signalled; pass the "
+                f"--rcfile it was started with: servercov {command} --rcfile FILE")
+    try:
+        shown = other.relative_to(Path.cwd().resolve())
+    except ValueError:
+        shown = other
+    return (f"{where} is for {other}, not for {rcfile}: nothing was signalled; to reach it, "
+            f"pass its rcfile: servercov {command} --rcfile {shown}")
 
 
 @contextlib.contextmanager
@@ -222,13 +257,56 @@ def answer_snapshot_requests(path: Path, take: Callable[[], SnapshotAnswer]) -> 
         return
     answer = take()
     for entry, pid in waiting:
-        destination = entry.with_name(protocol.snapshot_answer_file(pid))
-        temporary = destination.with_name(f"{destination.name}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(answer), f)
-        os.replace(temporary, destination)
+        _write_answer(entry.with_name(protocol.snapshot_answer_file(pid)), answer)
         entry.unlink(missing_ok=True)
+
+
+def _write_answer(destination: Path, answer: SnapshotAnswer) -> None:
+    """Write ``answer`` for this user only, renamed into place whole."""
+    temporary = destination.with_name(f"{destination.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(answer), f)
+    os.replace(temporary, destination)
+
+
+def ask_for_final_total(rcfile: Path) -> Path:
+    """Ask the serve of ``rcfile`` (before it is signalled) for its final lines; return where.
+
+    The serve answers in the returned file after its final report, so that
+    ``servercov stop`` prints the total as the serve does.
+    """
+    folder = state_path(rcfile).parent
+    request = folder / protocol.stop_request_file(os.getpid())
+    answer = folder / protocol.stop_answer_file(os.getpid())
+    answer.unlink(missing_ok=True)
+    temporary = request.with_name(f"{request.name}.tmp")
+    temporary.write_text(f"{process_start_time(os.getpid()) or 0}\n")
+    os.replace(temporary, request)
+    return answer
+
+
+def take_final_total(answer: Path) -> SnapshotAnswer | None:
+    """Return the serve's final lines from ``answer`` and remove it; None if none came."""
+    try:
+        found = SnapshotAnswer(**json.loads(answer.read_text()))
+    except (OSError, ValueError, TypeError):
+        found = None
+    answer.unlink(missing_ok=True)
+    answer.with_name(protocol.stop_request_file(os.getpid())).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        answer.parent.rmdir()  # the serve left the folder to this answer
+    return found
+
+
+def answer_stop_requests(path: Path, answer: SnapshotAnswer) -> None:
+    """Give every waiting ``servercov stop`` the serve's final lines (in the serve)."""
+    with contextlib.suppress(OSError):
+        for entry in list(path.parent.iterdir()):
+            pid = protocol.pid_of(entry.name, protocol.stop_request_file)
+            if pid is not None and _asker_waits(entry, pid):
+                _write_answer(entry.with_name(protocol.stop_answer_file(pid)), answer)
+                entry.unlink(missing_ok=True)
 
 
 def _asker_waits(request: Path, pid: int) -> bool:

@@ -95,6 +95,8 @@ def test_snapshots_under_load_with_four_gunicorn_workers(tmp_path, core):
         assert stopped.returncode == 0, stopped.stderr
         assert end_process(serve) == 0
     output = (project / "serve.log").read_text()
+    total = json.loads((project / "coverage.json").read_text())["totals"]["percent_covered"]
+    assert f"servercov: total coverage {total:.2f}%\n" in stopped.stderr  # as the serve's
     assert load.failures == [], load.failures[:5]
     truth = Truth(project)
     earlier: dict[str, set[int]] = {}

@@ -76,6 +76,17 @@ def test_pytest_servercov_measures_exactly_what_the_tests_requested(tmp_path):
     assert_no_leftovers(project)
 
 
+def test_the_servers_output_shows_with_v_only(tmp_path):
+    project = pytest_project(tmp_path)
+    quiet = run_pytest(project, "--servercov", "test_fixtures.py")
+    verbose = run_pytest(project, "--servercov", "-v", "test_fixtures.py")
+    assert quiet.returncode == verbose.returncode == 0, output(quiet) + output(verbose)
+    assert "server: " not in quiet.stdout + quiet.stderr
+    # The request of the passing test, logged by the server while pytest captured the test.
+    assert any(line.startswith("server: ") and "GET /once/b/" in line
+               for line in verbose.stderr.splitlines()), output(verbose)
+
+
 def test_the_ini_option_turns_it_on(tmp_path):
     project = pytest_project(tmp_path)
     (project / "pytest.ini").write_text("[pytest]\nservercov = true\n")

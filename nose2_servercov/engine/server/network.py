@@ -48,7 +48,7 @@ def _listening_inodes(port: int) -> set[str] | None:
     load test, which cost a readiness check 0.2 s).
     """
     try:
-        return _listening_inodes_netlink(port)
+        return {inode for inode, found in _listeners_netlink().items() if found == port}
     except (OSError, AttributeError):  # AttributeError: no AF_NETLINK (not Linux)
         return procfs.listening_inodes(port)
 
@@ -60,8 +60,9 @@ _TCP_LISTEN = 10
 _DIAG_MSG = struct.Struct("=BBBB HH16s16sI8s IIIII")  # inet_diag_msg; ports big-endian
 
 
-def _listening_inodes_netlink(port: int) -> set[str]:
-    inodes: set[str] = set()
+def _listeners_netlink() -> dict[str, int]:
+    """Return every listening TCP socket of this machine: its inode -> its port."""
+    listeners: dict[str, int] = {}
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
                        4) as sock:  # 4: NETLINK_SOCK_DIAG
         sock.settimeout(2.0)
@@ -71,25 +72,36 @@ def _listening_inodes_netlink(port: int) -> set[str]:
             header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY,
                                  _NLM_F_REQUEST_DUMP, family, 0)
             sock.send(header + request)
-            inodes |= _read_diag_dump(sock, port)
-    return inodes
+            listeners.update(_read_diag_dump(sock))
+    return listeners
 
 
-def _read_diag_dump(sock: socket.socket, port: int) -> set[str]:
-    inodes: set[str] = set()
+def _read_diag_dump(sock: socket.socket) -> dict[str, int]:
+    listeners: dict[str, int] = {}
     while True:
         chunk = sock.recv(65536)
         offset = 0
         while offset + 16 <= len(chunk):
             length, kind = struct.unpack_from("=IH", chunk, offset)
             if kind == _NLMSG_DONE:
-                return inodes
+                return listeners
             if kind == _NLMSG_ERROR or length < 16:
                 raise OSError("sock_diag refused the request")
             fields = _DIAG_MSG.unpack_from(chunk, offset + 16)
-            if socket.ntohs(fields[4]) == port:
-                inodes.add(str(fields[-1]))
+            listeners[str(fields[-1])] = socket.ntohs(fields[4])
             offset += (length + 3) & ~3
+
+
+def listening_ports(pids: Iterable[int]) -> set[int] | None:
+    """Return the TCP ports ``pids`` listen on; None where the kernel cannot tell."""
+    try:
+        listeners = _listeners_netlink()
+    except (OSError, AttributeError):
+        return None
+    inodes: set[str] = set()
+    for pid in pids:
+        inodes |= procfs.socket_inodes(pid)
+    return {port for inode, port in listeners.items() if inode in inodes}
 
 
 def listener_owned_by(port: int, pids: Iterable[int]) -> bool | None:
