@@ -145,9 +145,7 @@ def test_a_server_on_another_port_fails_the_start_in_seconds_naming_both_ports(t
     theirs, ours = free_port(), free_port()
     project = flask_project(tmp_path / "wrong-port", helper=True, port=str(theirs),
                             command="{python} app.py", extra=f"port = {ours}\n")
-    started = time.monotonic()
     run = run_servercov(project, "run", "--", sys.executable, "-c", "pass")
-    took = time.monotonic() - started
     errors = [line for line in servercov_lines(run.stderr) if "error" in line]
     assert errors == [
         f"servercov: error: the server listens on port {theirs}, not on port {ours} that "
@@ -155,7 +153,7 @@ def test_a_server_on_another_port_fails_the_start_in_seconds_naming_both_ports(t
         "last output lines:"], run.stderr
     assert f"Running on http://127.0.0.1:{theirs}" in run.stderr  # the server's own word
     assert run.returncode == 1
-    assert took < 10, f"the wrong port took {took:.1f} s to tell"  # startup_timeout is 30 s
+    assert "not ready after" not in run.stderr  # told by the port watch, not startup_timeout
     assert_no_leftovers(project)
 
 

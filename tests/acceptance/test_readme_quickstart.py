@@ -96,7 +96,7 @@ def comparable(line: str, project: Path) -> str:
     """Return the line without what differs from run to run: pids, ports, timings, the path."""
     line = line.rstrip().replace(str(project), "/home/you/" + project.name)
     line = re.sub(r"\bpid \d+", "pid N", line)
-    line = re.sub(r", core \w+( \(.*\))?$", ", core C", line)  # depends on the Python
+    line = re.sub(r", core \w+( \([^)]*\))?(?=, rcfile |$)", ", core C", line)  # the Python's
     line = re.sub(r"(https?://[\w.\[\]:-]+?):\d+", r"\1:PORT", line)
     return re.sub(r"\b\d+(\.\d+)? ?s\b", "T s", line)
 
