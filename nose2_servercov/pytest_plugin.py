@@ -94,8 +94,8 @@ class ServercovController:
         """Start the measured server before collection and before any xdist worker."""
         with self._uncaptured():
             try:
-                server_config = load_config(find_rcfile(self.rcfile,
-                                                        flag="--servercov-rcfile"))
+                server_config = load_config(find_rcfile(  # up to pytest's rootdir
+                    self.rcfile, flag="--servercov-rcfile", top=self.config.rootpath))
                 run = MeasuredTestRun(server_config,
                                       verbose=self.config.get_verbosity() > 1,
                                       err=sys.stderr, out=sys.stdout,
