@@ -29,7 +29,7 @@ def project(tmp_path: Path, servercov: str = "") -> Path:
     (tmp_path / "app.py").write_text("a = 1\nif a:\n    b = 2\nelse:\n    c = 3\n")
     rcfile = tmp_path / ".apirc"
     rcfile.write_text("[run]\nparallel = True\n\n" + "".join(PLACES.values())
-                      + "\n[servercov]\ncommand = {python} -m app\n" + servercov)
+                      + "\n[servercov]\ncommand = {python} -m app --port {port}\n" + servercov)
     return rcfile
 
 
