@@ -159,7 +159,8 @@ def misspelled_section(rcfile: Path) -> str | None:
     for name in names:
         bare = re.split(r"[:.]", name)[-1].strip().lower()
         if SECTION in bare or difflib.get_close_matches(bare, [SECTION], cutoff=0.85):
-            return (f"{rcfile}: [{name}]: not a section servercov reads; "
+            shown = name if name.isprintable() else repr(name)  # a TOML key may hold "\n"
+            return (f"{rcfile}: [{shown}]: not a section servercov reads; "
                     f"did you mean [{expected}]?")
     return None
 

@@ -74,7 +74,7 @@ def _rcfile_sets_html_title(rcfile: Path) -> bool:
     parser = (TomlConfigParser(our_file=True) if rcfile.suffix == ".toml"
               else HandyConfigParser(our_file=True))
     try:
-        parser.read([str(rcfile)])
+        parser.read(str(rcfile))  # one name, as coverage passes it
         return parser.has_option("html", "title")
     except (OSError, configparser.Error, CoverageException, ValueError):
         return False  # coverage read it a moment ago; if it cannot now, its default stays
