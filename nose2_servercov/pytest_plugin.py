@@ -117,8 +117,8 @@ class ServercovController:
         with self._uncaptured():
             self.terminal = self._open_terminal()
             try:
-                server_config = load_config(find_rcfile(self.rcfile,
-                                                        flag="--servercov-rcfile"))
+                server_config = load_config(find_rcfile(  # up to pytest's rootdir
+                    self.rcfile, flag="--servercov-rcfile", top=self.config.rootpath))
                 run = MeasuredTestRun(server_config,
                                       verbose=self.config.get_verbosity() > 0,
                                       err=self.terminal, out=sys.stdout,

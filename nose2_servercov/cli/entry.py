@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from nose2_servercov import __version__
 from nose2_servercov.engine.command import CommandNotFound
-from nose2_servercov.engine.config import ServerConfig, find_rcfile, load_config
+from nose2_servercov.engine.config import ServerConfig, find_rcfile, key_reference, load_config
 from nose2_servercov.errors import LostDataError, ServercovError, describe_error
 from nose2_servercov.protocol import CONTROL_TOKEN_VARIABLE, URL_VARIABLE
 
@@ -55,7 +55,47 @@ EXAMPLES = {
     "collect": f"""example:
   servercov collect https://api-1:8765 https://api-2:8765   # {CONTROL_TOKEN_VARIABLE} set
   servercov collect --stop   # the agents of [servercov] remotes: final data, servers stop""",
+    "keys": """example:
+  servercov keys | less""",
 }
+ERROR_LINE = 'one "servercov: error:" line says why'
+FINAL_REPORT_STATUSES = f"""  0      done
+  1      {ERROR_LINE}
+  2      the final report: fail_under ([report]) was not met
+  3      the final report: a measured process lost its data (lost_data = fail)"""
+# Each command's exit statuses (SPEC.md, "Entry points"), shown in its --help.
+STATUSES: dict[str | None, str] = {
+    None: """exit status: `servercov run` exits with its command's own status, or 1 (one
+"servercov: error:" line), 2 (fail_under), 3 (lost data), 127 (no such command),
+128+N (stopped by signal N); serve, snapshot, stop and collect with 0 or 1, and
+2 or 3 for a final report.  COMMAND --help tells each command's.""",
+    "run": f"""exit status: the command's own, or
+  1      the server could not start or servercov failed
+         ({ERROR_LINE})
+  2      the command passed but fail_under ([report]) was not met
+  3      the command passed but a measured process lost its data (lost_data = fail)
+  127    the command cannot be found
+  128+N  servercov was stopped by signal N before the command ran""",
+    "serve": f"""exit status:
+{FINAL_REPORT_STATUSES}
+  128+N  stopped by signal N before the server was ready""",
+    "snapshot": f"""exit status:
+  0      the reports were written
+  1      {ERROR_LINE}""",
+    "stop": f"""exit status:
+{FINAL_REPORT_STATUSES}""",
+    "collect": f"""exit status:
+{FINAL_REPORT_STATUSES}""",
+    "keys": """exit status:
+  0      the keys were printed""",
+}
+KEYS_POINTER = "the rcfile's [servercov] keys, their defaults and meanings: servercov keys"
+
+
+def epilog(command: str | None) -> str:
+    """Return the end of a --help: examples, exit statuses, where the keys are listed."""
+    pointer = "" if command == "keys" else f"\n\n{KEYS_POINTER}"
+    return f"{EXAMPLES[command]}\n\n{STATUSES[command]}{pointer}"
 
 
 def say(message: str) -> None:
@@ -102,6 +142,9 @@ def _execute(args: argparse.Namespace) -> int:
         from nose2_servercov.cli import collect
 
         return collect.collect(args)
+    if args.subcommand == "keys":
+        sys.stdout.write(key_reference())
+        return 0
     from nose2_servercov.cli import snapshot
 
     return snapshot.snapshot(args) if args.subcommand == "snapshot" else snapshot.stop(args)
@@ -111,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the parser of ``servercov`` and its commands, with their help and examples."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="servercov", formatter_class=formatter, epilog=EXAMPLES[None],
+        prog="servercov", formatter_class=formatter, epilog=epilog(None),
         description="Measure the coverage of a live server while any test command, "
                     "or a person, uses it.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -119,11 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str, *, verbose: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text,
-                                  formatter_class=formatter, epilog=EXAMPLES[name])
+                                  formatter_class=formatter, epilog=epilog(name))
+        if name == "keys":
+            return sub
         sub.add_argument("--rcfile", metavar="FILE",
                          help="rcfile with the servercov section (default: the first of "
                               ".apirc, .coveragerc, setup.cfg, tox.ini, pyproject.toml "
-                              "that has one)")
+                              "that has one, in the current folder, then in each parent up "
+                              "to the one holding .git)")
         if verbose:
             sub.add_argument("-v", "--verbose", action="store_true",
                              help="also show the server's own output")
@@ -143,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "--control`), combine it with the rcfile's [paths] and report.",
                   verbose=False)
     _add_collect_options(collect)
+    add("keys", "Print every key of the rcfile's [servercov] section: its name, its default, "
+                "what it means.")
     return parser
 
 

@@ -231,6 +231,7 @@ class LocalRun(MeasuredRun):
             self.control.chmod(0o700)
         self.port = self._pick_port()
         self.url = self.config.url.format(host=self.config.host, port=self.port).rstrip("/")
+        data.settings.title_the_html_report(self.settings, self.config.rcfile, self._command())
         self.process = ServerProcess(
             self._command(), cwd=self.config.cwd, env=self.server_env(), log=self.config.log,
             echo=self.err if self.verbose else None)

@@ -231,7 +231,7 @@ def test_ctrl_c_of_nose2_stops_combines_and_reports_exactly_once(tmp_path, sig, 
 
 def test_ctrl_c_of_nose2_while_the_server_starts_is_one_line(tmp_path):
     project = make_project(tmp_path, servercov="""
-        command = {python} never_ready.py
+        command = {python} never_ready.py {port}
         ready_path = /health/
         """)
     (project / "never_ready.py").write_text(

@@ -143,7 +143,7 @@ def test_a_command_that_does_not_exist(tmp_path):
 
 def test_a_server_that_never_gets_ready_times_out_and_is_stopped(tmp_path):
     project = make_project(tmp_path, servercov="""
-        command = {python} -c "import time; print('warming up the cache', flush=True); time.sleep(120)"
+        command = {python} -c "import time; print('warming up the cache', flush=True); time.sleep(120)" {port}
         startup_timeout = 1
         """)  # noqa: E501
     run = run_nose2(project)

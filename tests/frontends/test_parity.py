@@ -146,7 +146,7 @@ def test_interrupting_the_run_stops_the_server_and_keeps_the_data(tmp_path, fron
 def test_a_server_exiting_early_is_one_error_with_its_last_lines_and_no_test(tmp_path,
                                                                             front_end):
     project = make_project(tmp_path, servercov="""
-        command = {python} -c "print('loading settings'); print('KeyError: DATABASE_URL'); raise SystemExit(3)"
+        command = {python} -c "print('loading settings'); print('KeyError: DATABASE_URL'); raise SystemExit(3)" {port}
         """)  # noqa: E501
     status, out, err = run(front_end, project)
     assert status == 1, out + err

@@ -39,6 +39,7 @@ from nose2_servercov.engine.config.keys import (
     SECTION,
     URL_PLACEHOLDERS,
     Key,
+    key_reference,
     key_table,
     parse_values,
 )
@@ -47,6 +48,8 @@ from nose2_servercov.engine.config.rcfile import (
     LINE_KEYS,
     PREFIXED_RCFILES,
     find_rcfile,
+    folders_to_search,
+    misspelled_section,
     read_section,
     section_name,
     servercov_section,
@@ -57,8 +60,8 @@ __all__ = [
     "CONTEXTS", "CORES", "DEFAULT_RCFILES", "DEFAULT_URL", "KEYS", "KEYS_BY_NAME", "LINE_KEYS",
     "LOST_DATA", "MAX_AUTOSAVE", "MAX_TIMEOUT", "PLACEHOLDERS", "PREFIXED_RCFILES", "REPORTS",
     "SECTION", "URL_PLACEHOLDERS", "ConfigError", "Key", "ServerConfig", "find_rcfile",
-    "key_table", "load_config", "parse_values", "read_section", "section_name",
-    "servercov_section",
+    "folders_to_search", "key_reference", "key_table", "load_config", "misspelled_section",
+    "parse_values", "read_section", "section_name", "servercov_section",
 ]
 
 
@@ -113,7 +116,11 @@ def load_config(rcfile: Path, overrides: Mapping[str, str] | None = None,
     values = {key.name: key.parse(key.default) for key in KEYS if key.default is not None}
     origins = dict.fromkeys(values, str(rcfile))
     section = section_name(rcfile)
-    for raw, origin, named in ((read_section(rcfile), str(rcfile), section),
+    own = servercov_section(rcfile)
+    misspelled = misspelled_section(rcfile) if own is None else None  # [servercove]
+    if misspelled:
+        raise ConfigError(misspelled)
+    for raw, origin, named in ((own or {}, str(rcfile), section),
                                (overrides or {}, overrides_origin, SECTION)):
         parsed = parse_values(raw, origin=origin, section=named)
         values.update(parsed)

@@ -9,12 +9,14 @@ Finding and reading the rcfile is :mod:`.rcfile`'s job; the validated result,
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import shlex
 import signal
 import string
-from collections.abc import Callable, Mapping
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,11 +171,27 @@ def _signal(value: str) -> signal.Signals:
         raise ValueError("a signal name such as TERM, INT, QUIT or HUP") from None
 
 
+class Misspelled(ValueError):
+    """A bad value close to a good one: ``suggestion`` is what was surely meant."""
+
+    def __init__(self, expected: str, suggestion: str) -> None:
+        super().__init__(expected)
+        self.suggestion = suggestion
+
+
+def closest(word: str, choices: Sequence[str]) -> str | None:
+    """Return the choice ``word`` was surely meant to be (difflib's judgement), None if none."""
+    matches = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
 def _reports(value: str) -> tuple[str, ...]:
     names = tuple(n for n in re.split(r"[\s,]+", value.strip()) if n)
     bad = [n for n in names if n not in REPORTS]
     if bad:
-        raise ValueError("report names among " + ", ".join(REPORTS))
+        expected = "report names among " + ", ".join(REPORTS)
+        suggestion = closest(bad[0], REPORTS)
+        raise Misspelled(expected, suggestion) if suggestion else ValueError(expected)
     return names
 
 
@@ -283,10 +301,17 @@ def parse_values(raw: Mapping[str, str], *, origin: str,
     for name, text in raw.items():
         key = KEYS_BY_NAME.get(name.replace("-", "_"))
         if key is None:
+            suggestion = closest(name.replace("-", "_"), tuple(KEYS_BY_NAME))
+            if suggestion:
+                raise ConfigError(f"{origin}: [{section}] {name}: unknown key; did you mean "
+                                  f"{suggestion}? (servercov keys lists every key)")
             raise ConfigError(f"{origin}: [{section}] {name}: unknown key "
                               f"(expected one of: {', '.join(KEYS_BY_NAME)})")
         try:
             values[key.name] = key.parse(text)
+        except Misspelled as exc:
+            raise ConfigError(f"{origin}: [{section}] {key.name}: expected {exc}, "
+                              f"got {text.strip()!r}; did you mean {exc.suggestion}?") from None
         except ValueError as exc:
             raise ConfigError(f"{origin}: [{section}] {key.name}: expected {exc}, "
                               f"got {text.strip()!r}") from None
@@ -300,3 +325,22 @@ def key_table() -> str:
         default = "—" if key.default is None else (f"`{key.default}`" if key.default else "none")
         rows.append(f"| {key.name} | {default} | {key.meaning} |")
     return "\n".join(rows)
+
+
+def key_reference(width: int = 79) -> str:
+    """Return every key with its default and meaning as plain text, for ``servercov keys``.
+
+    The same table as the README's, made for a terminal: no Markdown, each
+    meaning wrapped and indented under its key.
+    """
+    heading = (f"The [{SECTION}] keys of the rcfile ([coverage:{SECTION}] in setup.cfg or "
+               f"tox.ini, [tool.{SECTION}] in pyproject.toml); the nose2 config's "
+               f"[{SECTION}] section, if any, wins over the rcfile.")
+    lines = [*textwrap.wrap(heading, width), ""]
+    for key in KEYS:
+        default = ("required" if key.default is None
+                   else f"default: {key.default or 'none'}")
+        lines.append(f"{key.name}  ({default})")
+        lines += textwrap.wrap(key.meaning.replace("`", ""), width, break_on_hyphens=False,
+                               initial_indent="    ", subsequent_indent="    ")
+    return "\n".join(lines) + "\n"

@@ -5,23 +5,30 @@ resolves, the log file can be opened and the report places can be written
 depends on the machine, so it is checked here, right before the start: a run
 that would end in an unwritable report or an unresolvable host is refused
 before any server or test runs (issue 8).
+
+One check is of the config alone but belongs to a start only: a command
+that is not told its port while ``port = 0`` (issue 24).  ``servercov
+snapshot``, ``stop`` and ``collect`` load the same rcfile and start nothing,
+so the check is here rather than in the config's loading.
 """
 
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 
 from coverage.config import CoverageConfig
 
-from nose2_servercov.engine.config import SECTION, ServerConfig
+from nose2_servercov.engine.config import SECTION, ServerConfig, section_name
 from nose2_servercov.engine.config.reports import KINDS
 from nose2_servercov.engine.server import network
-from nose2_servercov.errors import ServerStartError, describe_os_error
+from nose2_servercov.errors import ConfigError, ServerStartError, describe_os_error
 
 
 def check_before_start(config: ServerConfig, settings: CoverageConfig) -> None:
     """Raise ServerStartError, before anything starts, for what would fail later."""
+    _check_the_port_is_passed(config)
     try:
         network.resolve(config.host)
     except OSError as exc:
@@ -46,6 +53,25 @@ def check_before_start(config: ServerConfig, settings: CoverageConfig) -> None:
         if problem:
             raise ServerStartError(f"{config.rcfile}: {kind.setting}: the {name} "
                                    f"report cannot be written to {place}: {problem}")
+
+
+def _check_the_port_is_passed(config: ServerConfig) -> None:
+    """Refuse a command that cannot know its port: with ``port = 0`` it changes every run.
+
+    Such a server listens where it pleases while servercov waits on the port
+    it picked, until ``startup_timeout``; only ``{port}`` or ``{url}`` in the
+    command tells it the port.  (A server started for remotes only has no command.)
+    """
+    if config.port != 0 or not config.command:
+        return
+    fields = {field for word in config.command
+              for _, field, _, _ in string.Formatter().parse(word)}
+    if not fields & {"port", "url"}:
+        raise ConfigError(
+            f"{config.rcfile}: [{section_name(config.rcfile)}] command: expected {{port}} "
+            f"(or {{url}}) in the command: with port = 0 a free port is chosen per run and "
+            f"the server must be told it, e.g. '--port {{port}}'; got "
+            f"{' '.join(config.command)!r}")
 
 
 def _unwritable(place: Path, *, folder: bool) -> str | None:

@@ -10,7 +10,9 @@ its own sections from it; this module finds the file and returns the
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -67,17 +69,21 @@ def _toml_text(name: str, value: Any) -> str:
     raise ValueError(type(value).__name__)
 
 
-def _read_toml_section(rcfile: Path) -> dict[str, str] | None:
+def _toml_document(rcfile: Path) -> dict[str, Any]:
     toml = _toml_module()
     try:
         with open(rcfile, "rb") as f:
-            document = toml.load(f)
+            document: dict[str, Any] = toml.load(f)
     except OSError as exc:
         raise ConfigError(f"{rcfile}: cannot be read: {exc.strerror or exc}") from None
     except (toml.TOMLDecodeError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"{rcfile}: cannot be read as TOML: {first}") from None
-    table = document.get("tool", {}).get(SECTION)
+    return document
+
+
+def _read_toml_section(rcfile: Path) -> dict[str, str] | None:
+    table = _toml_document(rcfile).get("tool", {}).get(SECTION)
     if table is None:
         return None
     if not isinstance(table, dict):
@@ -92,7 +98,7 @@ def _read_toml_section(rcfile: Path) -> dict[str, str] | None:
     return raw
 
 
-def _read_ini_section(rcfile: Path) -> dict[str, str] | None:
+def _ini_parser(rcfile: Path) -> configparser.RawConfigParser:
     parser = configparser.RawConfigParser(strict=False)
     try:
         with open(rcfile, encoding="utf-8") as f:
@@ -104,6 +110,11 @@ def _read_ini_section(rcfile: Path) -> dict[str, str] | None:
     except (OSError, configparser.Error) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{rcfile}: cannot be read as an ini file: {first}") from None
+    return parser
+
+
+def _read_ini_section(rcfile: Path) -> dict[str, str] | None:
+    parser = _ini_parser(rcfile)
     for name in dict.fromkeys([section_name(rcfile), SECTION]):
         if parser.has_section(name):
             return dict(parser.items(name))
@@ -122,27 +133,93 @@ def read_section(rcfile: Path) -> dict[str, str]:
     return servercov_section(rcfile) or {}
 
 
+def _table_names(document: dict[str, Any], prefix: str = "", depth: int = 3) -> list[str]:
+    """Return the dotted names of the tables of a TOML document, up to ``depth`` levels."""
+    names = []
+    for name, value in document.items():
+        if isinstance(value, dict):
+            names.append(prefix + name)
+            if depth > 1:
+                names += _table_names(value, f"{prefix}{name}.", depth - 1)
+    return names
+
+
+def misspelled_section(rcfile: Path) -> str | None:
+    """Return the one-line refusal of a ``[servercov...]``-like section, None if there is none.
+
+    Called for a file that has no servercov section: ``[servercove]``, or
+    ``[coverage:servercov]`` in a ``.apirc``, was surely meant as one, and
+    saying "no rcfile" would send the user looking for a file they have.
+    """
+    if rcfile.suffix == ".toml":
+        names = _table_names(_toml_document(rcfile))
+    else:
+        names = _ini_parser(rcfile).sections()
+    expected = section_name(rcfile)
+    for name in names:
+        bare = re.split(r"[:.]", name)[-1].strip().lower()
+        if SECTION in bare or difflib.get_close_matches(bare, [SECTION], cutoff=0.85):
+            shown = name if name.isprintable() else repr(name)  # a TOML key may hold "\n"
+            return (f"{rcfile}: [{shown}]: not a section servercov reads; "
+                    f"did you mean [{expected}]?")
+    return None
+
+
+def folders_to_search(start: Path, top: Path | None = None) -> list[Path]:
+    """Return the folders searched for an rcfile: ``start``, then its parents up to ``top``.
+
+    ``top`` is pytest's rootdir under pytest; otherwise the nearest folder
+    holding ``.git`` (a project's rcfile sits at its root, tests run from a
+    subfolder); a folder above it belongs to something else and is never
+    searched.  With no such folder up to the filesystem's root, or a ``top``
+    that is not ``start`` nor one of its parents, only ``start`` is searched.
+    """
+    chain = [start, *start.parents]
+    if top is None:
+        top = next((folder for folder in chain if (folder / ".git").exists()), None)
+    else:
+        top = top.resolve()
+    if top is None or top not in chain:
+        return [start]
+    return chain[:chain.index(top) + 1]
+
+
 def find_rcfile(explicit: str | os.PathLike[str] | None = None, *,
-                start: Path | None = None, flag: str = "--rcfile") -> Path:
+                start: Path | None = None, flag: str = "--rcfile",
+                top: Path | None = None) -> Path:
     """Return the rcfile to use: the one named, else the first found with a servercov section.
 
     The search order is coverage's own for its config files, with ``.apirc``
     first: ``.apirc``, ``.coveragerc``, ``setup.cfg``, ``tox.ini``,
-    ``pyproject.toml``, in ``start`` (the current folder).  ``flag`` is how the
-    front end in use names the option, for the message when nothing is found.
+    ``pyproject.toml``, in ``start`` (the current folder), then in each of
+    its parents up to the project's top (:func:`folders_to_search`; ``top``:
+    pytest's rootdir).  ``flag`` is how the front end in use names the
+    option, for the message when nothing is found.
     """
-    start = start or Path.cwd()
+    start = (start or Path.cwd()).resolve()
     if explicit:
         path = (start / explicit).resolve()
         if not path.is_file():
             raise ConfigError(f"{explicit}: the rcfile does not exist (expected a coverage "
                               f"config file with a [{SECTION}] section)")
         return path
-    for name in DEFAULT_RCFILES:
-        path = start / name
-        if path.is_file() and servercov_section(path) is not None:
-            return path.resolve()
+    folders = folders_to_search(start, top)
+    misspelled = None
+    for folder in folders:
+        for name in DEFAULT_RCFILES:
+            path = folder / name
+            if not path.is_file():
+                continue
+            if servercov_section(path) is not None:
+                return path.resolve()
+            misspelled = misspelled or misspelled_section(path)
+    if misspelled:
+        raise ConfigError(misspelled)
+    where = (f"{start}: no rcfile: none of {', '.join(DEFAULT_RCFILES)} here"
+             if len(folders) == 1 else
+             f"no rcfile: none of {', '.join(DEFAULT_RCFILES)} in "
+             f"{', '.join(map(str, folders))}")
     raise ConfigError(
-        f"{start}: no rcfile: none of {', '.join(DEFAULT_RCFILES)} here has a servercov "
-        f"section ([{SECTION}]; [coverage:{SECTION}] in setup.cfg or tox.ini; "
-        f"[tool.{SECTION}] in pyproject.toml): add one, or name the file with {flag} FILE")
+        f"{where} has a servercov section ([{SECTION}]; [coverage:{SECTION}] in setup.cfg or "
+        f"tox.ini; [tool.{SECTION}] in pyproject.toml): add one, or name the file with "
+        f"{flag} FILE")

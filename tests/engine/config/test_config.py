@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nose2_servercov.engine.config import KEYS, find_rcfile, key_table, load_config
+from nose2_servercov.engine import data
+from nose2_servercov.engine.config import KEYS, find_rcfile, key_table, load_config, preflight
 from nose2_servercov.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -137,3 +138,64 @@ def test_readme_key_table_is_the_generated_one():
     readme = (REPO / "README.md").read_text()
     assert key_table() in readme
     assert len(KEYS) == key_table().count("\n") - 1
+
+
+# --- did you mean (issue 24) -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("ready_pth = /health/", "ready_pth: unknown key; did you mean ready_path? (servercov keys "
+                             "lists every key)"),
+    ("shutdown-timout = 3", "shutdown-timout: unknown key; did you mean shutdown_timeout? "
+                            "(servercov keys lists every key)"),
+    ("reports = term, htm", "reports: expected report names among term, term-missing, html, "
+                            "xml, json, lcov, got 'term, htm'; did you mean html?"),
+    ("reports = term_missing", "reports: expected report names among term, term-missing, "
+                               "html, xml, json, lcov, got 'term_missing'; did you mean "
+                               "term-missing?"),
+])
+def test_a_near_miss_gets_the_closest_valid_name(tmp_path, body, message):
+    path = rcfile(tmp_path, "command = {python} app.py {port}\n" + body + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: [servercov] {message}"
+
+
+def test_a_near_miss_in_the_nose2_config_is_named_under_its_origin(tmp_path):
+    path = rcfile(tmp_path, "command = {python} app.py {port}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"startup_timeot": "5"})
+    assert str(caught.value) == ("nose2 config: [servercov] startup_timeot: unknown key; did you "
+                                 "mean startup_timeout? (servercov keys lists every key)")
+
+
+# --- a command that cannot know its port (issue 24) --------------------------------------------
+
+@pytest.mark.parametrize("command", ["{python} app.py {port}", "{python} app.py --url={url}",
+                                     "{python} app.py --bind {host}:{port}"])
+def test_a_command_told_its_port_passes_the_check_before_start(tmp_path, command):
+    config = load_config(rcfile(tmp_path, f"command = {command}\n"))
+    preflight.check_before_start(config, data.server_settings(config.rcfile))
+
+
+@pytest.mark.parametrize("body", ["port = 8000", "port = 8000\nready_path = /health/"])
+def test_a_command_without_port_is_fine_with_a_fixed_port(tmp_path, body):
+    config = load_config(rcfile(tmp_path, f"command = {{python}} app.py\n{body}\n"))
+    preflight.check_before_start(config, data.server_settings(config.rcfile))
+
+
+@pytest.mark.parametrize(("name", "section", "command"), [
+    (".apirc", "[servercov]", "{python} -m app --port 5000"),
+    (".apirc", "[servercov]", "{python} app.py {{port}}"),  # an escaped brace is no placeholder
+    ("pyproject.toml", "[tool.servercov]", "{python} -m app"),
+])
+def test_a_command_without_port_or_url_is_refused_with_port_0(tmp_path, name, section, command):
+    path = tmp_path / name
+    value = repr(command) if name.endswith(".toml") else command
+    path.write_text(f"{section}\ncommand = {value}\n")
+    config = load_config(path)
+    with pytest.raises(ConfigError) as caught:
+        preflight.check_before_start(config, data.server_settings(config.rcfile))
+    assert str(caught.value) == (
+        f"{path.resolve()}: {section} command: expected {{port}} (or {{url}}) in the command: "
+        "with port = 0 a free port is chosen per run and the server must be told it, e.g. "
+        f"'--port {{port}}'; got {' '.join(config.command)!r}")

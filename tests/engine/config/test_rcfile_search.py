@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nose2_servercov.engine import data
-from nose2_servercov.engine.config import find_rcfile, load_config
+from nose2_servercov.engine.config import find_rcfile, folders_to_search, load_config
 from nose2_servercov.errors import ConfigError
 
 PYPROJECT = """
@@ -95,3 +95,111 @@ def test_bad_pyproject_values_name_the_table_and_the_key(tmp_path):
     write(tmp_path, "pyproject.toml", "[tool.servercov]\nport = 1\n")
     with pytest.raises(ConfigError, match=r"\[tool.servercov\] command: expected how to start"):
         load_config(tmp_path / "pyproject.toml")
+
+
+# --- the search goes up to the project's top (issue 24) ----------------------------------------
+
+APIRC = "[servercov]\ncommand = {python} serve.py {port}\n"
+
+
+def test_a_subfolder_finds_the_rcfile_of_the_folder_holding_git(tmp_path):
+    (tmp_path / ".git").mkdir()
+    write(tmp_path, ".apirc", APIRC)
+    tests = tmp_path / "tests" / "api"
+    tests.mkdir(parents=True)
+    assert find_rcfile(start=tests) == (tmp_path / ".apirc").resolve()
+    write(tests.parent, "tox.ini", "[coverage:servercov]\ncommand = x {port}\n")
+    assert find_rcfile(start=tests) == (tests.parent / "tox.ini").resolve()  # the nearest wins
+
+
+def test_a_git_file_marks_the_top_too(tmp_path):
+    """A git worktree or submodule holds a .git file, not a folder."""
+    (tmp_path / ".git").write_text("gitdir: /elsewhere\n")
+    write(tmp_path, "pyproject.toml", PYPROJECT)
+    (tmp_path / "tests").mkdir()
+    assert find_rcfile(start=tmp_path / "tests") == (tmp_path / "pyproject.toml").resolve()
+
+
+def test_a_folder_above_the_git_folder_is_never_used(tmp_path):
+    write(tmp_path, ".apirc", APIRC)  # another project's, or the home folder's
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "tests").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        find_rcfile(start=project / "tests")
+    assert str(caught.value) == (
+        f"no rcfile: none of .apirc, .coveragerc, setup.cfg, tox.ini, pyproject.toml in "
+        f"{project / 'tests'}, {project} has a servercov section ([servercov]; "
+        "[coverage:servercov] in setup.cfg or tox.ini; [tool.servercov] in pyproject.toml): "
+        "add one, or name the file with --rcfile FILE")
+
+
+def test_without_git_only_the_current_folder_is_searched(tmp_path):
+    write(tmp_path, ".apirc", APIRC)
+    (tmp_path / "tests").mkdir()
+    assert not any((folder / ".git").exists() for folder in [tmp_path, *tmp_path.parents])
+    with pytest.raises(ConfigError, match=rf"^{tmp_path / 'tests'}: no rcfile: none of "
+                                          r"\.apirc, .* here has a servercov section"):
+        find_rcfile(start=tmp_path / "tests")
+
+
+def test_a_top_given_searches_up_to_it_and_not_beyond(tmp_path):
+    """pytest's rootdir: the search stops there, .git or not."""
+    write(tmp_path, ".apirc", APIRC)
+    root = tmp_path / "root"
+    (root / "tests").mkdir(parents=True)
+    write(root, "setup.cfg", "[coverage:servercov]\ncommand = x {port}\n")
+    assert find_rcfile(start=root / "tests", top=root) == (root / "setup.cfg").resolve()
+    (root / "setup.cfg").unlink()
+    with pytest.raises(ConfigError, match=r"^no rcfile: none of .* in .*/root/tests, .*/root "
+                                          r"has a servercov section"):
+        find_rcfile(start=root / "tests", top=root)
+    # A rootdir that is not above the current folder: the current folder only.
+    assert folders_to_search(root / "tests", top=tmp_path / "elsewhere") == [root / "tests"]
+
+
+def test_relative_paths_stay_relative_to_the_rcfile_found_above(tmp_path):
+    (tmp_path / ".git").mkdir()
+    write(tmp_path, ".apirc", APIRC + "log = logs/server.log\n")
+    (tmp_path / "tests").mkdir()
+    config = load_config(find_rcfile(start=tmp_path / "tests"))
+    assert config.rcfile == (tmp_path / ".apirc").resolve() and config.rcfile.is_absolute()
+    assert (config.cwd, config.log) == (tmp_path.resolve(), tmp_path.resolve() / "logs" /
+                                        "server.log")
+
+
+# --- a [servercov...]-like section: did you mean (issue 24) ------------------------------------
+
+@pytest.mark.parametrize(("name", "text", "found", "expected"), [
+    (".apirc", "[servercove]\ncommand = x\n", "servercove", "servercov"),
+    (".apirc", "[coverage:servercov]\ncommand = x\n", "coverage:servercov", "servercov"),
+    ("setup.cfg", "[metadata]\nname = x\n[server_cov]\n", "server_cov", "coverage:servercov"),
+    ("tox.ini", "[coverage:servrcov]\n", "coverage:servrcov", "coverage:servercov"),
+    ("pyproject.toml", "[tool.servercove]\ncommand = 'x'\n", "tool.servercove",
+     "tool.servercov"),
+    ("pyproject.toml", "[tool.coverage.servercov]\ncommand = 'x'\n",
+     "tool.coverage.servercov", "tool.servercov"),
+])
+def test_a_misspelled_section_is_named_instead_of_no_rcfile(tmp_path, name, text, found,
+                                                            expected):
+    path = write(tmp_path, name, text)
+    message = f"{path}: [{found}]: not a section servercov reads; did you mean [{expected}]?"
+    with pytest.raises(ConfigError) as caught:
+        find_rcfile(start=tmp_path)
+    assert str(caught.value) == message
+    with pytest.raises(ConfigError) as caught:  # the file named with --rcfile
+        load_config(path)
+    assert str(caught.value) == message
+
+
+def test_sections_of_other_tools_are_not_taken_for_misspellings(tmp_path):
+    write(tmp_path, "setup.cfg", "[server]\nx = 1\n[coverage:run]\nbranch = 1\n[tool:pytest]\n")
+    write(tmp_path, "pyproject.toml", "[tool.coverage.run]\nbranch = true\n[tool.ruff]\n")
+    with pytest.raises(ConfigError, match="no rcfile"):
+        find_rcfile(start=tmp_path)
+
+
+def test_a_misspelled_section_does_not_hide_a_real_one_found_later(tmp_path):
+    write(tmp_path, ".coveragerc", "[servercove]\n")
+    write(tmp_path, "pyproject.toml", PYPROJECT)
+    assert find_rcfile(start=tmp_path).name == "pyproject.toml"

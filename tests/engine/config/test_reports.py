@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def project(tmp_path: Path, servercov: str = "") -> Path:
     (tmp_path / "app.py").write_text("a = 1\nif a:\n    b = 2\nelse:\n    c = 3\n")
     rcfile = tmp_path / ".apirc"
     rcfile.write_text("[run]\nparallel = True\n\n" + "".join(PLACES.values())
-                      + "\n[servercov]\ncommand = {python} -m app\n" + servercov)
+                      + "\n[servercov]\ncommand = {python} -m app --port {port}\n" + servercov)
     return rcfile
 
 
@@ -126,3 +127,43 @@ def test_a_folder_report_shows_its_entry_file(tmp_path):
     assert html.folder and not any(KINDS[name].folder for name in WITH_PLACE if name != "html")
     assert html.shown_place(settings) == os.path.join(tmp_path, "out", "html", "index.html")
     assert html.setting == "[html] directory"
+
+
+# --- the html report's title names the server's command (issue 24) ----------------------------
+
+SERVER_COMMAND = [sys.executable, "-m", "sample_api.server", "--host", "127.0.0.1", "--port",
+                  "5001"]
+
+
+def test_the_html_title_names_the_command_unless_the_rcfile_sets_one(tmp_path):
+    rcfile = project(tmp_path)
+    settings = data.server_settings(rcfile)
+    assert settings.html_title == "Coverage report"  # coverage's default, until the title
+    data.settings.title_the_html_report(settings, rcfile, SERVER_COMMAND)
+    assert settings.html_title == ("Server coverage: python -m sample_api.server --host "
+                                   "127.0.0.1 --port 5001")
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    (".apirc", "[html]\ntitle = Coverage report\n"),  # coverage's default, chosen by the user
+    (".apirc", "[coverage:html]\ntitle = My API\n"),
+    ("setup.cfg", "[coverage:html]\ntitle = My API\n"),
+    ("pyproject.toml", "[tool.coverage.html]\ntitle = 'My API'\n"),
+])
+def test_a_title_set_in_the_rcfile_is_kept(tmp_path, name, text):
+    rcfile = tmp_path / name
+    rcfile.write_text(text)
+    settings = data.server_settings(rcfile)
+    chosen = settings.html_title
+    data.settings.title_the_html_report(settings, rcfile, SERVER_COMMAND)
+    assert settings.html_title == chosen
+    assert chosen in ("Coverage report", "My API")
+
+
+def test_a_long_command_is_shortened_in_the_title(tmp_path):
+    rcfile = project(tmp_path)
+    settings = data.server_settings(rcfile)
+    data.settings.title_the_html_report(settings, rcfile, ["gunicorn", *["--workers 4"] * 40])
+    assert len(settings.html_title) <= 100
+    assert settings.html_title.startswith("Server coverage: gunicorn '--workers 4' ")
+    assert settings.html_title.endswith(" …")
