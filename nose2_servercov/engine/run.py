@@ -4,9 +4,8 @@ Front ends call :func:`open_run`, then only what :class:`MeasuredRun` offers.
 As pytest-cov's engine picks its controller, the choice is made once: with
 ``remotes`` and no ``command``, :class:`~nose2_servercov.remote.run.RemoteRun`
 starts nothing here and collects from the agents; else :class:`LocalRun`
-starts the configured server measured.  Data flows one way: rcfile -> config
--> run -> process -> (tests) -> data.  A run knows nothing of nose2 or of the
-command line.  ``nose2_servercov.session.ServerSession``, the old name, is deprecated.
+starts the configured server measured.  A run knows nothing of nose2 or of
+the command line.  ``nose2_servercov.session.ServerSession`` is deprecated.
 """
 
 from __future__ import annotations
