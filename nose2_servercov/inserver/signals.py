@@ -22,7 +22,11 @@ from typing import Any
 # uvicorn's workers) while its parent lives is left to that parent for this long:
 # the parent stops its children its own way (hypercorn through an event), and
 # raising SystemExit in a child's event loop would cancel its shutdown code.
-DEFER_TO_PARENT_SECONDS = 5.0
+# hypercorn's worker first waits up to its graceful_timeout (3 s) for open
+# connections, then runs the lifespan shutdown: with 5 s, one CI run under two
+# suites' load saw a worker's lifespan cancelled (LifespanFailure).  The runner
+# escalates to KILL only after shutdown_timeout (15 s by default).
+DEFER_TO_PARENT_SECONDS = 10.0
 _exiting = False  # set once atexit runs: the data is being saved
 _deferred = False
 

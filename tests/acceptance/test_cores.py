@@ -139,8 +139,10 @@ def test_the_start_line_names_the_core_the_server_really_uses(tmp_path, branch):
     assert core, started
     expected = "sysmon" if SYSMON and (SYSMON_BRANCHES or not branch) else "ctrace"
     assert core[1] == expected, started
+    assert started.endswith(f", rcfile {project / '.apirc'}"), started
     if expected == "ctrace":
-        assert started.endswith(")"), "the start line must say why not sysmon"
+        assert re.search(r", core ctrace \([^)]+\), rcfile ", started), (
+            "the start line must say why not sysmon", started)
     assert cores_used_by_the_server(project) == {TRACERS[expected]}
     assert_exact(project, plan(project))
     assert_no_leftovers(project)

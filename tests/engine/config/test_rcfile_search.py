@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -103,7 +104,7 @@ APIRC = "[servercov]\ncommand = {python} serve.py {port}\n"
 
 
 def test_a_subfolder_finds_the_rcfile_of_the_folder_holding_git(tmp_path):
-    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git").mkdir(exist_ok=True)  # conftest made it already
     write(tmp_path, ".apirc", APIRC)
     tests = tmp_path / "tests" / "api"
     tests.mkdir(parents=True)
@@ -114,6 +115,7 @@ def test_a_subfolder_finds_the_rcfile_of_the_folder_holding_git(tmp_path):
 
 def test_a_git_file_marks_the_top_too(tmp_path):
     """A git worktree or submodule holds a .git file, not a folder."""
+    (tmp_path / ".git").rmdir()  # conftest made a folder: a file instead
     (tmp_path / ".git").write_text("gitdir: /elsewhere\n")
     write(tmp_path, "pyproject.toml", PYPROJECT)
     (tmp_path / "tests").mkdir()
@@ -134,13 +136,16 @@ def test_a_folder_above_the_git_folder_is_never_used(tmp_path):
         "add one, or name the file with --rcfile FILE")
 
 
-def test_without_git_only_the_current_folder_is_searched(tmp_path):
-    write(tmp_path, ".apirc", APIRC)
-    (tmp_path / "tests").mkdir()
-    assert not any((folder / ".git").exists() for folder in [tmp_path, *tmp_path.parents])
-    with pytest.raises(ConfigError, match=rf"^{tmp_path / 'tests'}: no rcfile: none of "
-                                          r"\.apirc, .* here has a servercov section"):
-        find_rcfile(start=tmp_path / "tests")
+def test_without_git_only_the_current_folder_is_searched():
+    # Not in tmp_path: it is a git checkout here (conftest.py), and may lie inside one.
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name).resolve()
+        write(folder, ".apirc", APIRC)
+        (folder / "tests").mkdir()
+        assert not any((above / ".git").exists() for above in [folder, *folder.parents])
+        with pytest.raises(ConfigError, match=rf"^{folder / 'tests'}: no rcfile: none of "
+                                              r"\.apirc, .* here has a servercov section"):
+            find_rcfile(start=folder / "tests")
 
 
 def test_a_top_given_searches_up_to_it_and_not_beyond(tmp_path):
@@ -159,7 +164,7 @@ def test_a_top_given_searches_up_to_it_and_not_beyond(tmp_path):
 
 
 def test_relative_paths_stay_relative_to_the_rcfile_found_above(tmp_path):
-    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git").mkdir(exist_ok=True)  # conftest made it already
     write(tmp_path, ".apirc", APIRC + "log = logs/server.log\n")
     (tmp_path / "tests").mkdir()
     config = load_config(find_rcfile(start=tmp_path / "tests"))
