@@ -28,7 +28,7 @@ import requests
 from nose2_servercov.engine.config import find_rcfile, load_config
 from nose2_servercov.engine.testrun import MeasuredTestRun
 from nose2_servercov.errors import ServercovError, describe_error
-from nose2_servercov.testcase import CONTEXT_HEADER, CONTEXTS_VARIABLE, URL_VARIABLE
+from nose2_servercov.protocol import CONTEXT_HEADER, CONTEXTS_VARIABLE, URL_VARIABLE
 
 PLUGIN_NAME = "servercov-controller"
 FAILED = 1  # pytest's "tests failed": fail_under missed, data lost, server gone

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 import requests
 
-URL_VARIABLE = "SERVERCOV_URL"
-CONTEXTS_VARIABLE = "SERVERCOV_CONTEXTS"
-CONTEXT_HEADER = "X-Servercov-Context"
+from nose2_servercov.protocol import CONTEXT_HEADER, CONTEXTS_VARIABLE, URL_VARIABLE
+
+__all__ = ["CONTEXTS_VARIABLE", "CONTEXT_HEADER", "URL_VARIABLE", "ServerTestCase"]
 
 
 class ServerTestCase(unittest.TestCase):
