@@ -114,12 +114,6 @@ def problem_file(pid: int) -> str:
     return f"problem.{pid}"
 
 
-def pid_in_name(name: str, prefix: str) -> int | None:
-    """Return the pid of ``proc.123``-like names with ``prefix`` (``"proc."``), else None."""
-    rest = name[len(prefix):] if name.startswith(prefix) else ""
-    return int(rest) if rest.isascii() and rest.isdigit() else None
-
-
 def pid_of(name: str, file_name: Callable[[int], str]) -> int | None:
     """Return the pid whose ``file_name`` (a function above) is ``name``, else None.
 

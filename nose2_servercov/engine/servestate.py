@@ -208,13 +208,8 @@ class SnapshotAnswer:
 
 def ask_for_snapshot(state: ServeState, rcfile: Path, *, timeout: float) -> SnapshotAnswer:
     """Have the running serve of ``rcfile`` take a snapshot; return its answer, or raise."""
-    folder = state_path(rcfile).parent
-    request = folder / protocol.snapshot_request_file(os.getpid())
-    answer = folder / protocol.snapshot_answer_file(os.getpid())
-    answer.unlink(missing_ok=True)
-    temporary = request.with_suffix(".tmp")
-    temporary.write_text(f"{process_start_time(os.getpid()) or 0}\n")
-    os.replace(temporary, request)
+    request, answer = _leave_request(rcfile, protocol.snapshot_request_file,
+                                     protocol.snapshot_answer_file)
     started = time.monotonic()
     next_progress = started + 1.0
     try:
@@ -250,9 +245,7 @@ def answer_snapshot_requests(path: Path, take: Callable[[], SnapshotAnswer]) -> 
     the data of "now", and it is newer than each of them.  A request whose
     asker is gone is dropped; a file that is not a request is left alone.
     """
-    waiting = [(entry, pid) for entry in path.parent.iterdir()
-               if (pid := protocol.pid_of(entry.name, protocol.snapshot_request_file)) is not None]
-    waiting = [(entry, pid) for entry, pid in waiting if _asker_waits(entry, pid)]
+    waiting = _waiting_askers(path, protocol.snapshot_request_file)
     if not waiting:
         return
     answer = take()
@@ -276,14 +269,7 @@ def ask_for_final_total(rcfile: Path) -> Path:
     The serve answers in the returned file after its final report, so that
     ``servercov stop`` prints the total as the serve does.
     """
-    folder = state_path(rcfile).parent
-    request = folder / protocol.stop_request_file(os.getpid())
-    answer = folder / protocol.stop_answer_file(os.getpid())
-    answer.unlink(missing_ok=True)
-    temporary = request.with_name(f"{request.name}.tmp")
-    temporary.write_text(f"{process_start_time(os.getpid()) or 0}\n")
-    os.replace(temporary, request)
-    return answer
+    return _leave_request(rcfile, protocol.stop_request_file, protocol.stop_answer_file)[1]
 
 
 def take_final_total(answer: Path) -> SnapshotAnswer | None:
@@ -302,11 +288,33 @@ def take_final_total(answer: Path) -> SnapshotAnswer | None:
 def answer_stop_requests(path: Path, answer: SnapshotAnswer) -> None:
     """Give every waiting ``servercov stop`` the serve's final lines (in the serve)."""
     with contextlib.suppress(OSError):
-        for entry in list(path.parent.iterdir()):
-            pid = protocol.pid_of(entry.name, protocol.stop_request_file)
-            if pid is not None and _asker_waits(entry, pid):
-                _write_answer(entry.with_name(protocol.stop_answer_file(pid)), answer)
-                entry.unlink(missing_ok=True)
+        for entry, pid in _waiting_askers(path, protocol.stop_request_file):
+            _write_answer(entry.with_name(protocol.stop_answer_file(pid)), answer)
+            entry.unlink(missing_ok=True)
+
+
+def _leave_request(rcfile: Path, request_file: Callable[[int], str],
+                   answer_file: Callable[[int], str]) -> tuple[Path, Path]:
+    """Leave this process's request beside the serve's state; return it and its answer's path.
+
+    The request holds this process's start time, so the serve answers only
+    an asker that still runs (a pid reused since is not it).
+    """
+    folder = state_path(rcfile).parent
+    request = folder / request_file(os.getpid())
+    answer = folder / answer_file(os.getpid())
+    answer.unlink(missing_ok=True)
+    temporary = request.with_name(f"{request.name}.tmp")
+    temporary.write_text(f"{process_start_time(os.getpid()) or 0}\n")
+    os.replace(temporary, request)
+    return request, answer
+
+
+def _waiting_askers(path: Path, request_file: Callable[[int], str]) -> list[tuple[Path, int]]:
+    """Return the requests beside the state ``path`` whose askers still wait, with their pids."""
+    found = [(entry, pid) for entry in path.parent.iterdir()
+             if (pid := protocol.pid_of(entry.name, request_file)) is not None]
+    return [(entry, pid) for entry, pid in found if _asker_waits(entry, pid)]
 
 
 def _asker_waits(request: Path, pid: int) -> bool:

@@ -176,7 +176,7 @@ def test_a_coverage_servercov_does_not_know_is_refused_in_one_line(tmp_path, unk
         assert words in lines[0]
     assert lines[0] in run.stderr  # said on the server's output too
     assert not list(Path(tmp_path).glob("data.servercov-dump.*")), "a dump was written"
-    pid = protocol.pid_in_name(problems[0].name, "problem.")
+    pid = protocol.pid_of(problems[0].name, protocol.problem_file)
     assert pid is not None
     # Registered, never answered: the run's request fails at its deadline, named.
     assert (tmp_path / protocol.answer_file(pid)).read_text() == protocol.REGISTERED_ANSWER
