@@ -4,7 +4,6 @@
 - :mod:`.client`: talking to one agent (status, data, errors, TLS);
 - :mod:`.collector`: every agent at once, combined and reported (``servercov collect``);
 - :mod:`.paths`: collected paths mapped onto this checkout, ``[paths]`` advice;
-- :mod:`.combining`: the engine's combine and report, reached in one place;
 - :mod:`.run`: ``RemoteRun``, the run against ``remotes`` that ``open_run`` chooses.
 
 Importing this package imports nothing else: a serve without ``--control``

@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from nose2_servercov import procfs, protocol
+from nose2_servercov.engine import data
 from nose2_servercov.engine.data import snapshot
 from nose2_servercov.engine.servestate import exclusive
 from nose2_servercov.errors import ServeError
-from nose2_servercov.remote import combining
 
 # How long a /stop answer waits for the serve to stop, combine and report.
 FINAL_TIMEOUT_STEPS = 3
@@ -193,7 +193,7 @@ class ControlAgent:
                                         timeout=session.config.shutdown_timeout)
             live, silent = answers.answered, sorted(answers.unregistered)
             files = snapshot.snapshot_files(settings, live)
-            return combining.combined_bytes(settings, files), live, silent
+            return data.combined_copies(settings, files), live, silent
 
     def request_stop(self) -> None:
         """Begin the serve's orderly stop, as SIGTERM does (once)."""

@@ -26,7 +26,7 @@ from nose2_servercov.engine import data
 from nose2_servercov.engine.config import ServerConfig
 from nose2_servercov.engine.servestate import read_state, state_path
 from nose2_servercov.errors import ConfigError, DataError
-from nose2_servercov.remote import combining, paths
+from nose2_servercov.remote import paths
 from nose2_servercov.remote.client import AgentAnswer, fetch
 
 
@@ -85,7 +85,9 @@ def combine_collected(config: ServerConfig, files: Sequence[str], out: IO[str], 
     unmatched = paths.unmatched_files(settings, files, config.folder)
     if unmatched:
         raise DataError(paths.explain_unmatched(unmatched, config))
-    return combining.combine_and_report(settings, [*files, *local], config.reports, out)
+    every = [*files, *local]
+    return data.combine_files_and_report(data.coverage_for(settings), every, every,
+                                         config.reports, out)
 
 
 def refuse_beside_a_serve(config: ServerConfig) -> None:

@@ -22,6 +22,7 @@ import copy
 import io
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -172,6 +173,26 @@ def combine_copies_and_report(settings: CoverageConfig, files: list[str],
         cov.get_data().close(force=True)  # before the rename
         os.replace(combined, settings.data_file)
     return result
+
+
+def combined_copies(settings: CoverageConfig, files: Sequence[str]) -> bytes:
+    """Return one data file combining copies of ``files``; a valid empty one if there are none.
+
+    The remote agent's ``/snapshot`` answer: copies, since the processes that
+    wrote ``files`` still run; a file the final stop has combined meanwhile is
+    simply gone.
+    """
+    folder = os.path.dirname(settings.data_file)
+    with tempfile.TemporaryDirectory(prefix="servercov-control-", dir=folder) as scratch:
+        copies = copy_data_files(files, scratch)
+        combined = os.path.join(scratch, "combined")
+        cov = coverage_for(settings, data_file=combined)
+        if copies:
+            cov.combine(copies, strict=True)
+        cov.get_data().write()  # an empty but valid data file when nothing ran yet
+        cov.get_data().close(force=True)
+        with open(combined, "rb") as f:
+            return f.read()
 
 
 def combine_files_and_report(cov: coverage.Coverage, files: list[str],
