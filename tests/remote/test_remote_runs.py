@@ -149,9 +149,17 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
     assert control_request("GET", agent + "/status", token=None, cert=cert)[0] == 401
     assert control_request("GET", agent + "/status", token="wrong", cert=cert)[0] == 403
     assert control_request("POST", agent + "/stop", token="wrong", cert=cert)[0] == 403
-    status, headers, body = control_request("GET", agent + "/status", token=TOKEN, cert=cert)
-    assert status == 200 and headers["Content-Type"] == "application/json"
-    answer = json.loads(body)
+    # Ready means one worker answers; gunicorn may still be forking the others, so the
+    # live count of /status is read until the arbiter and its 4 workers are all there.
+    deadline = time.monotonic() + 30
+    while True:
+        status, headers, body = control_request("GET", agent + "/status", token=TOKEN,
+                                                cert=cert)
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        answer = json.loads(body)
+        if answer["processes"] == 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert answer["url"] == host.app_url and answer["processes"] == 5  # arbiter + 4 workers
     assert answer["version"] and answer["started"]
     # The app never sees the control token.
