@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nose2_servercov import procfs
 from nose2_servercov.engine.config import ServerConfig
 from nose2_servercov.engine.servestate import (
     ServeState,
@@ -34,7 +35,6 @@ from nose2_servercov.engine.servestate import (
     ask_for_snapshot,
     exclusive,
     is_serve,
-    process_start_time,
     read_state,
     running_serve,
     state_path,
@@ -186,7 +186,7 @@ def stop_running_serve(config: ServerConfig) -> tuple[int, SnapshotAnswer | None
     timeout = STOP_STEPS * config.shutdown_timeout + STOP_MARGIN
     started = time.monotonic()
     next_progress = started + 1.0
-    while process_start_time(state.serve_pid) == state.serve_started:
+    while procfs.start_time(state.serve_pid) == state.serve_started:
         waited = time.monotonic() - started
         if waited > timeout:
             raise ServeError(f"the serve (pid {state.serve_pid}) was still running {timeout:g} s "

@@ -45,11 +45,6 @@ def state_path(rcfile: Path) -> Path:
     return rcfile.parent / STATE_FILE
 
 
-def process_start_time(pid: int) -> int | None:
-    """Return when ``pid`` started (clock ticks since boot), None if it is gone or a zombie."""
-    return procfs.start_time(pid)
-
-
 @dataclass(frozen=True)
 class ServeState:
     """What snapshot and stop need to know about a running serve."""
@@ -66,11 +61,11 @@ class ServeState:
                         data_file: str) -> ServeState:
         """Return the state of the serve running in this process."""
         pid = os.getpid()
-        return cls(pid, process_start_time(pid) or 0, server_pgid, url, str(rcfile), data_file)
+        return cls(pid, procfs.start_time(pid) or 0, server_pgid, url, str(rcfile), data_file)
 
     def is_running(self) -> bool:
         """Return whether the serve that wrote this state still runs (same pid, same start)."""
-        return process_start_time(self.serve_pid) == self.serve_started
+        return procfs.start_time(self.serve_pid) == self.serve_started
 
     def is_serve_for(self, rcfile: Path) -> bool:
         """Return whether the same process still runs, and is a serve of ``rcfile``."""
@@ -305,7 +300,7 @@ def _leave_request(rcfile: Path, request_file: Callable[[int], str],
     answer = folder / answer_file(os.getpid())
     answer.unlink(missing_ok=True)
     temporary = request.with_name(f"{request.name}.tmp")
-    temporary.write_text(f"{process_start_time(os.getpid()) or 0}\n")
+    temporary.write_text(f"{procfs.start_time(os.getpid()) or 0}\n")
     os.replace(temporary, request)
     return request, answer
 
@@ -323,7 +318,7 @@ def _asker_waits(request: Path, pid: int) -> bool:
         started = int(request.read_text().strip() or 0)
     except (OSError, ValueError):
         started = -1
-    if started and process_start_time(pid) == started:
+    if started and procfs.start_time(pid) == started:
         return True
     request.unlink(missing_ok=True)
     return False
