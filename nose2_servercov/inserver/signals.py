@@ -22,13 +22,16 @@ from typing import Any
 # uvicorn's workers) while its parent lives is left to that parent for this long:
 # the parent stops its children its own way (hypercorn through an event), and
 # raising SystemExit in a child's event loop would cancel its shutdown code.
-# hypercorn's worker first waits up to its graceful_timeout (3 s) for open
-# connections, then runs the lifespan shutdown: with 5 s, one CI run under two
-# suites' load saw a worker's lifespan cancelled (LifespanFailure).  The runner
-# escalates to KILL only after shutdown_timeout (15 s by default).
+# Every TERM in that time is left to it, not only the first: hypercorn's master
+# terminate()s the workers still shutting down as soon as one has exited, and a
+# SystemExit raised then cancelled the slower worker's lifespan shutdown (seen in
+# CI under load: LifespanFailure).  A worker first waits up to hypercorn's
+# graceful_timeout (3 s), then runs its lifespan shutdown; the runner escalates
+# to KILL only after shutdown_timeout (15 s by default).
 DEFER_TO_PARENT_SECONDS = 10.0
 _exiting = False  # set once atexit runs: the data is being saved
-_deferred = False
+_deferring = False  # a TERM came while a pool parent lived: it is left to that parent
+_deferral_over = False  # the parent did not end this process in time: exit on the next TERM
 
 # The functions the wrappers below replace, for code of servercov that must set a
 # handler as it is (quirks.py ignores uWSGI's stop signals with it).
@@ -51,9 +54,11 @@ def _pool_parent() -> int | None:
 
 
 def _wait_for_parent_then_exit(parent: int) -> None:
+    global _deferral_over
     deadline = time.monotonic() + DEFER_TO_PARENT_SECONDS
     while os.getppid() == parent and time.monotonic() < deadline:
         time.sleep(0.05)
+    _deferral_over = True
     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
 
 
@@ -65,18 +70,20 @@ def exit_on_sigterm(signum: int, frame: Any) -> None:
     The handler stays: a server that swallows the SystemExit (wsgiref's bare
     ``except:``) gets it again on the next TERM, while a TERM that comes once
     the data is being saved (atexit runs) ends the process as TERM does.
-    A pool child whose parent lives leaves the first TERM to the parent (see
-    DEFER_TO_PARENT_SECONDS), and exits the orderly way if the parent has not
-    stopped it by then.
+    A pool child whose parent lives leaves every TERM to the parent for
+    DEFER_TO_PARENT_SECONDS (see there), and exits the orderly way if the
+    parent has not ended it by then.
     """
-    global _deferred
+    global _deferring
     if _exiting:
         original_signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    parent = None if _deferred else _pool_parent()
+    if _deferring and not _deferral_over:
+        return  # the parent is ending this process its own way; the waiting thread watches
+    parent = None if _deferring else _pool_parent()
     if parent is not None:
-        _deferred = True
+        _deferring = True
         threading.Thread(target=_wait_for_parent_then_exit, args=(parent,),
                          name="servercov-term", daemon=True).start()
         return
