@@ -14,6 +14,9 @@ FRAMEWORKS = ["fastapi>=0.100", "httpx", "uvicorn>=0.30", "hypercorn>=0.16", "dj
               "gevent>=23", "eventlet>=0.35", "packaging"]
 # examples/browser: driven in Debian's Chromium (no browser download)
 BROWSER = ["selenium>=4.11", "playwright>=1.40"]
+# Workers behind the API (nose2_servercov.celery, nose2_servercov.rq import them
+# lazily); the tests run them on a redis-server (.ci/install-worker-deps).
+WORKERS = ["celery[redis]>=5.3", "rq>=1.16", "redis>=4.5"]
 TOOLS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "pytest-cov", "hypothesis", "mypy",
          "types-requests", "ruff"]
 
@@ -27,7 +30,8 @@ setup(
         "uwsgi": ["uwsgi>=2.0.22"],
         "frameworks": FRAMEWORKS,
         "browser": BROWSER,
+        "workers": WORKERS,
         "bench": ["matplotlib"],  # bench/plot.py; the benchmarks themselves need wrk
-        "test": [*SERVERS, *FRAMEWORKS, *BROWSER, "uwsgi>=2.0.22", *TOOLS],
+        "test": [*SERVERS, *FRAMEWORKS, *BROWSER, *WORKERS, "uwsgi>=2.0.22", *TOOLS],
     },
 )
