@@ -225,9 +225,8 @@ class LocalRun(MeasuredRun):
         atexit.register(accounting.remove_run_dir, self.run_dir)
         if self.control is None:
             self.control = self.run_dir
-        else:
-            self.control.mkdir(mode=0o700, exist_ok=True)
-            self.control.chmod(0o700)
+        else:  # the run lock made it this user's own already; made again if removed since
+            self.run_lock.make_folder()
         self.port = self._pick_port()
         self.url = self.config.url.format(host=self.config.host, port=self.port).rstrip("/")
         data.settings.title_the_html_report(self.settings, self.config.rcfile, self._command())
@@ -397,4 +396,3 @@ class LocalRun(MeasuredRun):
                      f"{result.fail_under:g}")
         self.result = result
         return result
-
