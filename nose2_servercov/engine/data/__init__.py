@@ -31,6 +31,7 @@ from coverage.config import CoverageConfig
 from coverage.exceptions import CoverageException, NoDataError
 from coverage.results import should_fail_under
 
+from nose2_servercov import safefiles
 from nose2_servercov.engine.config.reports import KINDS, place_line
 from nose2_servercov.engine.data.datafiles import (
     CONTROL_FOLDER,
@@ -39,6 +40,7 @@ from nose2_servercov.engine.data.datafiles import (
     copy_data_files,
     data_files,
     erase_control_files,
+    foreign_data_files,
     pid_of_data_file,
 )
 from nose2_servercov.engine.data.settings import CONFIG_DATA_PREFIX, SERVER_PATCHES, server_settings
@@ -49,7 +51,8 @@ __all__ = [
     "CONFIG_DATA_PREFIX", "CONTROL_FOLDER", "DUMP_INFIX", "SERVER_PATCHES", "ReportResult",
     "combine_and_report", "combine_copies_and_report", "combine_files_and_report",
     "control_dir", "copy_data_files", "coverage_for", "data_files", "erase_control_files",
-    "erase_stale_data", "pid_of_data_file", "save_runner_data", "server_settings",
+    "erase_stale_data", "foreign_data_files", "pid_of_data_file", "save_runner_data",
+    "server_settings",
 ]
 
 
@@ -139,6 +142,10 @@ def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
         raise DataError(f"no server process saved coverage data (expected "
                         f"{settings.data_file}.* files); check [run] source and the server's "
                         "output above")
+    not_ours = safefiles.foreign(settings.data_file)
+    if not_ours:  # planted since the erase, in a folder others can write
+        raise DataError(f"[run] data_file {settings.data_file} {not_ours}: refused, never read "
+                        "nor written through; remove it and run again")
     cov = coverage_for(settings)
     if os.path.exists(settings.data_file):
         # Written during this run (erase_stale_data removed the earlier one before
