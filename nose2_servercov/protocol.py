@@ -145,6 +145,21 @@ def stop_answer_file(pid: int) -> str:
     return f"stop.{pid}.answer"
 
 
+# --- labels (X-Servercov-Context) ---------------------------------------------------------
+# A label longer than this, not printable, or holding one of these characters is dropped:
+# the request is served under DROPPED_LABEL, and its process counts it in labels.<pid>.
+LABEL_MAX_CHARS = 300
+LABEL_FORBIDDEN = '<>&"'
+DROPPED_LABEL = "servercov-dropped-label"
+LABEL_EXAMPLE_CHARS = 60  # how much of a dropped label the count keeps, as an example
+LABEL_COUNT_KEYS = ("dropped", "example")  # labels.<pid>, JSON
+
+
+def labels_file(pid: int) -> str:
+    """Return the name of the file where ``pid`` counts the labels it dropped (run folder)."""
+    return f"labels.{pid}"
+
+
 # --- state keys ---------------------------------------------------------------------------
 REGISTRATION_KEYS = ("pid", "ppid", "argv", "start", "exe", "python")  # proc.<pid>, JSON
 EXIT_MEASURED_KEY = "measured"  # exit.<pid>, JSON: how many files it had measured (-1: unknown)

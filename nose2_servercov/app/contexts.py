@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from nose2_servercov.app import labels
 from nose2_servercov.protocol import CONTEXTS_VARIABLE
 
 
@@ -47,6 +48,7 @@ class ContextSwitch:
         self.loop_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __call__(self, label: str) -> None:
+        label = labels.checked(label)  # no markup, no 10 kB label into the data
         coverage = sys.modules.get("coverage")  # only where coverage already runs
         cov = coverage.Coverage.current() if coverage else None
         if cov is None or self.current == (id(cov), label):
