@@ -174,3 +174,36 @@ def test_serve_and_stop_say_the_dropped_labels_too(tmp_path):
     assert_contexts_exact(project)
     assert_no_markup_in_the_report(project)
     assert_no_leftovers(project)
+
+
+PYTEST_TESTS = '''
+import pytest
+
+
+@pytest.mark.parametrize("kind", ['<img src=x onerror="alert(1)">', "plain"])
+def test_items(servercov_session, kind):
+    number = 1 if kind == "plain" else 2
+    assert servercov_session.get(f"/items/{number}/").status_code == 200
+'''
+
+
+def test_pytest_node_ids_with_markup_are_dropped_and_said_at_the_end(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} serve.py {port}
+        ready_path = /health/
+        shutdown_path = /servercov/shutdown/
+        contexts = test
+        reports = html
+        """)
+    (project / "test_ids.py").write_text(PYTEST_TESTS)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                          "--servercov", "test_ids.py"], cwd=project, env=python_env(),
+                         capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [line for line in servercov_lines(run.stdout + "\n" + run.stderr) if "dropped" in line]
+    assert len(lines) == 1 and lines[0].startswith(
+        "servercov: warning: 1 X-Servercov-Context label was dropped"), lines
+    assert lines[0].endswith(ascii("test_ids.py::test_items[<img src=x onerror=\"alert(1)\">]"))
+    contexts = lines_by_context(project / ".coverage", project / "webapp")
+    assert set(contexts) == {"", "test_ids.py::test_items[plain]", DROPPED}
+    assert_no_leftovers(project)
