@@ -74,7 +74,7 @@ def _report_end(session: LocalRun, path: Path) -> tuple[str | None, int]:
     try:
         return report_end(session)
     except ServercovError as exc:
-        tell_stoppers(path, ERROR, final_lines(None, [], describe_error(exc)))
+        tell_stoppers(path, ERROR, final_lines(None, [], describe_error(exc)), reported=False)
         raise
 
 
@@ -124,5 +124,6 @@ def _serve(config: ServerConfig, control: ControlAgent | None, *, verbose: bool)
     status = LOST_DATA if status == LOST_DATA else ERROR if problem else status
     result = session.result
     tell_stoppers(path, status, final_lines(result.total if result else None,
-                                            result.place_lines() if result else [], problem))
+                                            result.place_lines() if result else [], problem),
+                  reported=result is not None)
     return status

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nose2_servercov.cli.entry import FAIL_UNDER, config_of, say
+from nose2_servercov.cli.entry import config_of, say
 from nose2_servercov.engine.serve import snapshot_of_running_serve, stop_running_serve
 from nose2_servercov.errors import ServeError
 
@@ -33,12 +33,13 @@ def stop(args: argparse.Namespace) -> int:
     if final is None:  # it ended without its final lines: nothing says it reported
         raise ServeError(f"the serve (pid {pid}) stopped without saying that it wrote its "
                          "final reports: see its output")
-    if final.status in (0, FAIL_UNDER):
+    if final.reported:
         say(f"the serve (pid {pid}) stopped and wrote its final reports")
     sys.stderr.write(final.stderr)  # the total and the report places, as the serve printed them
     sys.stderr.flush()
-    if final.status in (0, FAIL_UNDER):
+    if final.reported:
         return 0
-    say(f"error: the serve (pid {pid}) stopped, but its final report failed (exit status "
-        f"{final.status}; why is above)")
-    return final.status
+    why = "why is above" if final.stderr.strip() else "why is in the serve's output"
+    say(f"error: the serve (pid {pid}) stopped, but did not write its final reports (exit "
+        f"status {final.status}; {why})")
+    return final.status or 1

@@ -168,9 +168,9 @@ def final_lines(total: float | None, places: list[str], problem: str | None) -> 
     return "".join(f"servercov: {line}\n" for line in lines)
 
 
-def tell_stoppers(path: Path, status: int, lines: str) -> None:
-    """Hand the final lines to every ``servercov stop`` waiting for this serve."""
-    answer_stop_requests(path, SnapshotAnswer(status, "", lines))
+def tell_stoppers(path: Path, status: int, lines: str, *, reported: bool) -> None:
+    """Hand the final lines, and whether the reports were written, to every waiting stop."""
+    answer_stop_requests(path, SnapshotAnswer(status, "", lines, reported))
 
 
 def stop_running_serve(config: ServerConfig) -> tuple[int, SnapshotAnswer | None]:

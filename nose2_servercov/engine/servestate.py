@@ -200,11 +200,15 @@ def exclusive(path: Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class SnapshotAnswer:
-    """What the serve did with a snapshot request: the command's exit status and output."""
+    """What the serve did with a snapshot request: the command's exit status and output.
+
+    ``reported``: for ``servercov stop``, whether the final reports were written.
+    """
 
     status: int
     stdout: str
     stderr: str
+    reported: bool = True
 
 
 def ask_for_snapshot(state: ServeState, rcfile: Path, *, timeout: float) -> SnapshotAnswer:

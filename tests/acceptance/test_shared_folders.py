@@ -213,7 +213,7 @@ def test_stop_after_a_failed_final_report_says_so_and_fails(tmp_path):
     assert "wrote its final reports" not in stop.stderr
     lines = servercov_lines(stop.stderr)
     assert lines[-1].startswith("servercov: error: the serve (pid "), stop.stderr
-    assert "stopped, but its final report failed (exit status 1; why is above)" in lines[-1]
+    assert "stopped, but did not write its final reports (exit status 1; why is above)" in lines[-1]
     assert any("html report could not be written" in line for line in lines), stop.stderr
     assert status != 0
     assert_no_leftovers(project)
