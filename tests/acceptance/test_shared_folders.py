@@ -199,6 +199,20 @@ def test_a_data_file_of_another_user_is_named_and_never_combined(shared, other_u
     assert dropped.stat().st_uid == other_user.pw_uid  # left as it was, for a look
 
 
+def test_a_data_file_link_planted_during_the_run_is_refused_never_written_through(
+        shared, other_user):
+    precious = precious_file(shared.parent)
+    data_file = shared / ".coverage"
+    command = as_user_command(other_user, "ln", "-s", str(precious), str(data_file))
+    run = run_servercov(shared, "run", "--", "sh", "-c", command)
+    lines = servercov_lines(run.stderr)
+    assert run.returncode != 0, run.stderr
+    assert lines[-1] == (f"servercov: error: [run] data_file {data_file} is a symlink (to "
+                         f"{precious}): refused, never read nor written through; remove it "
+                         "and run again"), run.stderr
+    assert_untouched(precious)
+
+
 def test_stop_after_a_failed_final_report_says_so_and_fails(tmp_path):
     project = make_project(tmp_path)
     with running_serve(project) as serve:
