@@ -15,7 +15,7 @@ The conversations:
 - **Registration and accounting** (run folder, ``SERVERCOV_RUN_DIR``): every
   measured process writes ``proc.<pid>`` (:data:`REGISTRATION_KEYS`) before it
   serves, ``exit.<pid>`` when it reaches an orderly exit, ``problem.<pid>``
-  when its data cannot be trusted.
+  when its data cannot be trusted, ``labels.<pid>`` when it dropped test labels.
 - **The save exchange** (control folder, ``SERVERCOV_CONTROL``): one request
   and answer used by snapshots, autosave and the save before a stop signal.
   The runner writes a generation number into ``request`` (higher than every
