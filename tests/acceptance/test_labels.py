@@ -24,6 +24,7 @@ from tests.support import (
     lines_differ,
     make_project,
     python_env,
+    run_nose2,
     run_servercov,
     running_serve,
     serve_state,
@@ -129,7 +130,7 @@ def assert_no_markup_in_the_report(project: Path) -> None:
 
 def assert_dropped_line(stderr: str) -> None:
     """One line says all three, with one of them (escaped, shortened) as the example."""
-    lines = [line for line in servercov_lines(stderr) if "dropped" in line]
+    lines = [line for line in servercov_lines(stderr) if "dropped (over" in line]
     said = ("servercov: warning: 3 X-Servercov-Context labels were dropped (over 300 "
             'characters, not printable, or holding one of <>&"): those requests were served '
             f"and measured under the context {DROPPED}; the first began ")
@@ -200,10 +201,45 @@ def test_pytest_node_ids_with_markup_are_dropped_and_said_at_the_end(tmp_path):
                           "--servercov", "test_ids.py"], cwd=project, env=python_env(),
                          capture_output=True, text=True, timeout=RUN_TIMEOUT)
     assert run.returncode == 0, run.stdout + run.stderr
-    lines = [line for line in servercov_lines(run.stdout + "\n" + run.stderr) if "dropped" in line]
+    said = servercov_lines(run.stdout + "\n" + run.stderr)
+    lines = [line for line in said if "dropped (over" in line]
     assert len(lines) == 1 and lines[0].startswith(
         "servercov: warning: 1 X-Servercov-Context label was dropped"), lines
     assert lines[0].endswith(ascii("test_ids.py::test_items[<img src=x onerror=\"alert(1)\">]"))
     contexts = lines_by_context(project / ".coverage", project / "webapp")
     assert set(contexts) == {"", "test_ids.py::test_items[plain]", DROPPED}
+    assert_no_leftovers(project)
+
+
+NOSE2_TESTS = '''
+from nose2_servercov import ServerTestCase
+
+
+class Labels(ServerTestCase):
+    def test_good(self):
+        self.assertEqual(self.get("/items/1/").status_code, 200)
+
+    def test_markup(self):
+        headers = {"X-Servercov-Context": "<b>&amp;</b>"}
+        self.assertEqual(self.get("/items/2/", headers=headers).status_code, 200)
+'''
+
+
+def test_nose2_says_the_dropped_labels_at_the_end(tmp_path):
+    project = make_project(tmp_path, servercov="""
+        command = {python} serve.py {port}
+        ready_path = /health/
+        shutdown_path = /servercov/shutdown/
+        contexts = test
+        reports = html
+        """)
+    (project / "test_labels_nose2.py").write_text(NOSE2_TESTS)
+    run = run_nose2(project, "test_labels_nose2")
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in servercov_lines(run.stderr) if "dropped (over" in line]
+    assert len(lines) == 1 and lines[0].startswith(
+        "servercov: warning: 1 X-Servercov-Context label was dropped"), run.stderr
+    assert lines[0].endswith("the first began '<b>&amp;</b>'")
+    contexts = lines_by_context(project / ".coverage", project / "webapp")
+    assert set(contexts) == {"", "test_labels_nose2.Labels.test_good", DROPPED}
     assert_no_leftovers(project)
