@@ -35,6 +35,7 @@ from nose2_servercov.engine.servestate import (
     ask_for_snapshot,
     exclusive,
     is_serve,
+    private_folder,
     read_state,
     running_serve,
     state_path,
@@ -63,6 +64,7 @@ def claim_state(rcfile: Path, *, say: Callable[[str], None]) -> Path:
     finds the state sends it at once, and its default would kill the serve.
     """
     path = state_path(rcfile)
+    private_folder(path.parent, make=False)  # before anything starts, not after
     previous = read_state(path)
     if previous is not None and previous.is_serve_for(rcfile):
         raise ServeError(f"a servercov serve is already running for {rcfile} "

@@ -78,10 +78,16 @@ class ServeState:
         safefiles.replace_atomically(path, json.dumps(asdict(self)), temporary)
 
 
-def private_folder(folder: Path) -> None:
-    """Make ``folder`` (``.servercov``) this user's own, or refuse it in one line."""
+def private_folder(folder: Path, *, make: bool = True) -> None:
+    """Make ``folder`` (``.servercov``) this user's own, or refuse it in one line.
+
+    ``make=False``: only refuse an existing one that is a symlink or another user's.
+    """
     try:
-        safefiles.private_folder(folder)
+        if make:
+            safefiles.private_folder(folder)
+        else:
+            safefiles.check_private_folder(folder)
     except safefiles.UnsafePlace as exc:
         raise ServeError(f"{exc}: refused, since servercov writes its state there and "
                          f"whoever controls it could redirect it; remove it ({folder.name} "

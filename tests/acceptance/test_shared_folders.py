@@ -29,6 +29,7 @@ from tests.support import (
     make_project,
     measured_lines,
     python_env,
+    run_nose2,
     run_servercov,
     running_serve,
     serve_state,
@@ -97,10 +98,21 @@ def assert_untouched(path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-def test_a_symlinked_control_folder_is_refused_in_one_line(shared, other_user):
+FRONT_ENDS = {
+    "run": lambda project: run_servercov(project, "run", "--", sys.executable, "-c", "pass"),
+    "serve": lambda project: run_servercov(project, "serve", timeout=60),
+    "nose2": lambda project: run_nose2(project, "test_plan"),
+    "pytest": lambda project: subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--servercov", "test_plan.py"],
+        cwd=project, env=python_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT),
+}
+
+
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
+def test_a_symlinked_control_folder_is_refused_in_one_line(shared, other_user, front_end):
     as_user(other_user, "mkdir", str(shared / "theirs"))
     as_user(other_user, "ln", "-s", "theirs", str(shared / ".servercov"))
-    run = run_servercov(shared, "run", "--", sys.executable, "-c", "pass")
+    run = FRONT_ENDS[front_end](shared)
     lines = servercov_lines(run.stderr)
     assert run.returncode != 0, run.stderr
     assert lines[-1].startswith("servercov: error: "), run.stderr
