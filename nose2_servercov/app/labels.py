@@ -44,9 +44,15 @@ def checked(label: str) -> str:
 
 
 def _count(label: str) -> None:
-    """Add one to this process's count of dropped labels, in ``labels.<pid>`` too."""
+    """Add one to this process's count of dropped labels, in ``labels.<pid>`` too.
+
+    The lock is waited for a second at most: a child forked while another
+    thread held it would otherwise wait for good (the count is then short by one).
+    """
     pid = os.getpid()  # a forked child counts its own, from zero
-    with _lock:
+    if not _lock.acquire(timeout=1.0):
+        return
+    try:
         count, example = _dropped.get(pid, (0, label[:protocol.LABEL_EXAMPLE_CHARS]))
         _dropped.clear()
         _dropped[pid] = (count + 1, example)
@@ -55,3 +61,5 @@ def _count(label: str) -> None:
             record = dict(zip(protocol.LABEL_COUNT_KEYS, (count + 1, example), strict=True))
             safefiles.replace_atomically(os.path.join(folder, protocol.labels_file(pid)),
                                          json.dumps(record))
+    finally:
+        _lock.release()
