@@ -111,7 +111,7 @@ def _wake(control: Path, pid: int) -> None:
     No FIFO (it could not be made there): that process looks every 25 ms anyway.
     """
     try:
-        fd = os.open(control / protocol.wake_file(pid), os.O_WRONLY | os.O_NONBLOCK)
+        fd = os.open(control / protocol.wake_file(pid), os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return
     try:
