@@ -2,8 +2,7 @@
 
 import sys
 
-from werkzeug.serving import run_simple
-
 from inventory import application
+from werkzeug.serving import run_simple
 
 run_simple("127.0.0.1", int(sys.argv[1]), application, threaded=True)
