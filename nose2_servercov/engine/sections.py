@@ -159,9 +159,12 @@ class Sections:
                 service.start(hold=hold)
                 self.started.append((placed, service))
                 seconds = service.wait_until_ready()
+                self._check_still_running()
             except ServerStartError as exc:
                 self.stop(save=None, quiet=True)
-                raise ServerStartError(f"[{SECTION}:{section.name}] {exc}") from None
+                named = str(exc) if str(exc).startswith(f"[{SECTION}:") \
+                    else f"[{SECTION}:{section.name}] {exc}"
+                raise ServerStartError(named) from None
             except BaseException:
                 self.stop(save=None, quiet=True)
                 raise
@@ -169,6 +172,16 @@ class Sections:
             kind = "" if section.measured else ", not measured"
             self.say(f"section {section.name} started: pid {service.pid}{where}, "
                      f"ready in {seconds:.2f} s{kind}")
+
+    def _check_still_running(self) -> None:
+        """Refuse a section that already ended with an error (one ready once started, say)."""
+        for placed, service in self.started:
+            code = service.process.exit_code()
+            if code:
+                raise ServerStartError(
+                    f"[{SECTION}:{placed.config.name}] exited with code {code} before the "
+                    f"server started ({' '.join(service.process.argv)}); its last output "
+                    "lines:\n" + service.process.tail(settle=1.0))
 
     def measured_groups(self) -> list[int]:
         """Return the process groups of the started measured sections."""

@@ -173,6 +173,10 @@ class ServerProcess:
         self._popen.poll()
         return bool(procfs.group_members(self.pid))
 
+    @property
+    def _who(self) -> str:
+        return "the server" if self.name == "server" else "the command"
+
     def wait_until_ready(self, is_ready: Callable[[], bool], *, timeout: float, awaited: str,
                          progress: Callable[[float], None] | None = None) -> float:
         """Poll ``is_ready`` until true; raise at once if the server exits, or at the deadline.
@@ -192,14 +196,14 @@ class ServerProcess:
             if code is not None:
                 elapsed = time.monotonic() - started
                 raise ServerStartError(
-                    f"the server exited with code {code} after {elapsed:.2f} s, before it was "
+                    f"{self._who} exited with code {code} after {elapsed:.2f} s, before it was "
                     f"ready ({' '.join(self.argv)}); its last output lines:\n"
                     + self.tail(settle=1.0))
             if is_ready():
                 return time.monotonic() - started
             if time.monotonic() >= deadline:
                 raise ServerStartError(
-                    f"the server was not ready after {timeout:g} s (startup_timeout): "
+                    f"{self._who} was not ready after {timeout:g} s (startup_timeout): "
                     f"waited for {awaited}; its last output lines:\n" + self.tail())
             # Waiting on the process doubles as the pause, so an exit is seen at once.
             with contextlib.suppress(subprocess.TimeoutExpired):

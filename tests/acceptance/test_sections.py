@@ -1,0 +1,283 @@
+"""``[servercov:NAME]`` sections against real processes: a real redis-server, a second service.
+
+The ``sections`` scenario: an API (Flask on Werkzeug) whose item view calls
+a second HTTP service (a bare WSGI app on Werkzeug, measured) and counts in
+Redis (the Debian ``redis-server``, ``measured = false``), both started by
+sections on free ports.  The combined data of the API and the second service
+is compared line for line with the same requests replayed in one process,
+where the second service runs in a thread and a Redis of its own answers.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support import (
+    RUN_TIMEOUT,
+    assert_no_leftovers,
+    lines_differ,
+    make_project,
+    measured_lines,
+    plan,
+    python_env,
+    run_nose2,
+    run_servercov,
+    running_serve,
+    serve_state,
+    servercov_lines,
+    start_nose2,
+    stop_serve,
+    stray_data_files,
+    wait_for_file,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+MISSING = ("inventory", "/missing")  # what test_sections_are_in_the_environment asks directly
+
+REPLAY = """
+import json, os, subprocess, sys, threading
+import coverage
+cov = coverage.Coverage(data_file=sys.argv[1], source=["webapp", "inventory"], branch=True,
+                        config_file=False)
+cov.start()
+from werkzeug.serving import make_server
+import requests
+from inventory import application
+inventory = make_server("127.0.0.1", 0, application, threaded=False)
+os.environ["INVENTORY_URL"] = f"http://127.0.0.1:{inventory.server_port}"
+os.environ["REDIS_URL"] = f"redis://127.0.0.1:{sys.argv[2]}/0"
+threading.Thread(target=inventory.serve_forever, daemon=True).start()
+from webapp import create_app
+client = create_app().test_client()
+for method, path, body, status in json.loads(sys.argv[3]):
+    assert client.open(path, method=method, json=body).status_code == status, path
+for path in json.loads(sys.argv[4]):
+    requests.get(os.environ["INVENTORY_URL"] + path, timeout=10)
+inventory.shutdown()
+cov.stop()
+cov.save()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[int]:
+    """Run a real redis-server on a free port for the replay; end it after."""
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no"], cwd=folder,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert redis.poll() is None and time.monotonic() < deadline, "no redis"
+                time.sleep(0.02)
+        yield port
+    finally:
+        redis.terminate()
+        redis.wait(30)
+
+
+def replay(project: Path, requests: Sequence[Sequence[object]],
+           inventory_paths: Sequence[str] = ("/missing",)) -> dict[str, set[int]]:
+    """Replay the API's requests and the inventory's direct ones in one process."""
+    truth = project / ".truth"
+    with redis_server(project) as port:
+        subprocess.run([sys.executable, "-c", REPLAY, str(truth), str(port),
+                        json.dumps(list(requests)), json.dumps(list(inventory_paths))],
+                       cwd=project, env=python_env(), check=True, timeout=RUN_TIMEOUT)
+    return measured_lines(truth, project)
+
+
+def assert_exact(project: Path, requests: Sequence[Sequence[object]],
+                 inventory_paths: Sequence[str] = ("/missing",)) -> None:
+    measured = measured_lines(project / ".coverage", project)
+    truth = replay(project, requests, inventory_paths)
+    assert {"webapp/__init__.py", "inventory/__init__.py"} <= set(truth)
+    assert lines_differ(measured, truth) == []
+
+
+def assert_clean(project: Path) -> None:
+    assert stray_data_files(project) == []
+    assert_no_leftovers(project)  # redis-server too: its cwd is the project
+
+
+def test_sections_start_in_order_stop_in_reverse_and_are_measured_exactly(tmp_path):
+    project = make_project(tmp_path, "sections")
+    run = run_nose2(project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = servercov_lines(run.stderr)
+    order = [line.split(":")[1].split(" started")[0].split(" stopped")[0].strip()
+             for line in lines if " started: " in line or " stopped by " in line]
+    assert order == ["section redis", "section inventory", "server",
+                     "server", "section inventory", "section redis"], lines
+    assert lines[0].endswith(", not measured"), lines
+    assert "section redis stopped by SIGTERM" in run.stderr
+    assert "server stopped by shutdown_path" in run.stderr
+    seen = json.loads((project / "environment.json").read_text())
+    assert seen["SERVERCOV_URL_INVENTORY"] == \
+        f"http://127.0.0.1:{seen['SERVERCOV_PORT_INVENTORY']}"
+    assert seen["SERVERCOV_URL_REDIS"] == f"http://127.0.0.1:{seen['SERVERCOV_PORT_REDIS']}"
+    assert len({seen["SERVERCOV_URL"], seen["SERVERCOV_URL_INVENTORY"],
+                seen["SERVERCOV_URL_REDIS"]}) == 3
+    assert_exact(project, plan(project))
+    assert_clean(project)
+
+
+BROKEN = """
+[servercov:broken]
+command = {python} -c "print('connecting to the broker'); print('ConnectionError: refused'); raise SystemExit(3)"
+ready_output = consuming
+"""  # noqa: E501
+
+
+def with_text_before_main(project: Path, text: str) -> None:
+    rcfile = project / ".apirc"
+    head, main = rcfile.read_text().split("[servercov]\n")
+    rcfile.write_text(head + text.lstrip("\n") + "\n[servercov]\n" + main)
+
+
+def test_a_section_failing_at_start_is_named_and_stops_what_started_before(tmp_path):
+    project = make_project(tmp_path, "sections")
+    with_text_before_main(project, BROKEN)  # after redis and inventory
+    run = run_nose2(project)
+    assert run.returncode != 0
+    lines = servercov_lines(run.stderr)
+    errors = [line for line in lines if line.startswith("servercov: error:")]
+    assert len(errors) == 1, run.stderr
+    assert errors[0].startswith("servercov: error: [servercov:broken] the command exited with "
+                                "code 3"), run.stderr
+    assert "| ConnectionError: refused" in run.stderr
+    assert not any("server started" in line for line in lines)
+    assert "Ran 0 tests" in run.stdout + run.stderr  # no test ran
+    assert_no_leftovers(project)  # redis and inventory were stopped
+
+
+def test_the_server_failing_at_start_stops_every_section(tmp_path):
+    project = make_project(tmp_path, "sections")
+    rcfile = project / ".apirc"
+    rcfile.write_text(rcfile.read_text().replace("serve.py {port}", "-c 'raise SystemExit(4)' "
+                                                 "{port}"))
+    run = run_nose2(project)
+    assert run.returncode != 0
+    assert "servercov: error: the server exited with code 4" in run.stderr, run.stderr
+    assert "section inventory started" in run.stderr
+    assert_no_leftovers(project)
+
+
+def test_ctrl_c_in_the_middle_stops_everything_in_order_and_keeps_the_data(tmp_path):
+    project = make_project(tmp_path, "sections")
+    runner = start_nose2(project, SCENARIO="wait")
+    try:
+        wait_for_file(project / "waiting", process=runner)
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(30)
+    stops = [line for line in servercov_lines(output) if " stopped by " in line]
+    assert [line.split(" stopped by ")[0] for line in stops] == [
+        "servercov: server", "servercov: section inventory", "servercov: section redis"], output
+    assert runner.returncode != 0
+    assert_exact(project, plan(project))
+    assert_clean(project)
+
+
+def test_a_measured_section_process_killed_is_named_with_its_section(tmp_path):
+    project = make_project(tmp_path, "sections")
+    (project / "test_kill.py").write_text(
+        "import os, signal, unittest\n"
+        "import requests\n"
+        "class Kill(unittest.TestCase):\n"
+        "    def test_kill(self):\n"
+        "        url = os.environ['SERVERCOV_URL_INVENTORY']\n"
+        "        requests.get(url + '/stock/4', timeout=10)\n"
+        "        pid = int(open('inventory.pid').read())\n"
+        "        os.kill(pid, signal.SIGKILL)\n")
+    (project / "serve_inventory.py").write_text(
+        "import os, sys\n"
+        "from inventory import application\n"
+        "from werkzeug.serving import run_simple\n"
+        "open('inventory.pid', 'w').write(str(os.getpid()))\n"
+        "run_simple('127.0.0.1', int(sys.argv[1]), application, threaded=True)\n")
+    run = run_nose2(project, "test_kill")
+    assert run.returncode != 0, run.stdout + run.stderr
+    lost = [line for line in servercov_lines(run.stderr) if line.startswith("servercov: lost")]
+    assert lost and lost[0].startswith("servercov: lost data: [servercov:inventory] pid "), \
+        run.stderr
+    assert "left no coverage data" in lost[0]
+    assert_no_leftovers(project)
+
+
+def test_a_snapshot_holds_every_measured_section_exactly(tmp_path):
+    project = make_project(tmp_path, "sections")
+    with running_serve(project) as serve:
+        url = serve_state(project, serve)["url"]
+        with urllib.request.urlopen(url + "/items/1/", timeout=10) as answer:
+            assert answer.status == 200
+        snapshot = run_servercov(project, "snapshot")
+        assert snapshot.returncode == 0, snapshot.stderr
+        assert "snapshot of 2 live server processes" in snapshot.stderr, snapshot.stderr
+        # What the server (its ready_path included) and the inventory ran so far, no more.
+        assert_exact(project, [["GET", "/health/", None, 200], ["GET", "/items/1/", None, 200]],
+                     inventory_paths=())
+        stop_serve(project, serve)
+    log = (project / "serve.log").read_text()
+    assert "section inventory stopped by SIGTERM" in log and "section redis stopped" in log
+    assert_no_leftovers(project)
+
+
+def test_an_unmeasured_section_gets_nothing_of_coverage(tmp_path):
+    project = make_project(tmp_path, "sections")
+    with_text_before_main(project, """
+        [servercov:probe]
+        command = {python} -c "import os, json; json.dump(dict(os.environ), open('probe.json', 'w'))"
+        measured = false
+        env =
+            BACK = {inventory_url}/x
+        """.replace("\n        ", "\n"))  # noqa: E501
+    run = run_nose2(project, "test_plan.PlanTest.test_plan")
+    assert run.returncode == 0, run.stderr
+    env = json.loads((project / "probe.json").read_text())
+    assert not [name for name in env if name.startswith(("SERVERCOV_", "COVERAGE_"))]
+    assert "bootstrap" not in env.get("PYTHONPATH", "")
+    assert env["BACK"].startswith("http://127.0.0.1:") and env["BACK"].endswith("/x")
+    assert_no_leftovers(project)
+
+
+@pytest.mark.parametrize("argv", [
+    [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--servercov", "test_plan.py"],
+    [sys.executable, "-m", "nose2_servercov", "run", "--", sys.executable, "-m", "unittest"],
+], ids=["pytest", "servercov run"])
+def test_every_front_end_runs_the_sections_alike(tmp_path, argv):
+    project = make_project(tmp_path, "sections")
+    done = subprocess.run(argv, cwd=project, env=python_env(), capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = servercov_lines(done.stderr)
+    assert lines[0].startswith("servercov: section redis started"), done.stderr
+    assert any("section inventory stopped by SIGTERM" in line for line in lines)
+    assert_exact(project, plan(project))
+    assert_clean(project)
