@@ -12,25 +12,16 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.sections_support import assert_clean, assert_exact
 from tests.support import (
-    RUN_TIMEOUT,
     assert_no_leftovers,
-    lines_differ,
     make_project,
-    measured_lines,
     plan,
-    python_env,
     run_nose2,
     run_servercov,
     running_serve,
@@ -38,89 +29,10 @@ from tests.support import (
     servercov_lines,
     start_nose2,
     stop_serve,
-    stray_data_files,
     wait_for_file,
 )
 
 pytestmark = pytest.mark.timeout(240)
-
-MISSING = ("inventory", "/missing")  # what test_sections_are_in_the_environment asks directly
-
-REPLAY = """
-import json, os, subprocess, sys, threading
-import coverage
-cov = coverage.Coverage(data_file=sys.argv[1], source=["webapp", "inventory"], branch=True,
-                        config_file=False)
-cov.start()
-from werkzeug.serving import make_server
-import requests
-from inventory import application
-inventory = make_server("127.0.0.1", 0, application, threaded=False)
-os.environ["INVENTORY_URL"] = f"http://127.0.0.1:{inventory.server_port}"
-os.environ["REDIS_URL"] = f"redis://127.0.0.1:{sys.argv[2]}/0"
-threading.Thread(target=inventory.serve_forever, daemon=True).start()
-from webapp import create_app
-client = create_app().test_client()
-for method, path, body, status in json.loads(sys.argv[3]):
-    assert client.open(path, method=method, json=body).status_code == status, path
-for path in json.loads(sys.argv[4]):
-    requests.get(os.environ["INVENTORY_URL"] + path, timeout=10)
-inventory.shutdown()
-cov.stop()
-cov.save()
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def redis_server(folder: Path) -> Iterator[int]:
-    """Run a real redis-server on a free port for the replay; end it after."""
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no"], cwd=folder,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert redis.poll() is None and time.monotonic() < deadline, "no redis"
-                time.sleep(0.02)
-        yield port
-    finally:
-        redis.terminate()
-        redis.wait(30)
-
-
-def replay(project: Path, requests: Sequence[Sequence[object]],
-           inventory_paths: Sequence[str] = ("/missing",)) -> dict[str, set[int]]:
-    """Replay the API's requests and the inventory's direct ones in one process."""
-    truth = project / ".truth"
-    with redis_server(project) as port:
-        subprocess.run([sys.executable, "-c", REPLAY, str(truth), str(port),
-                        json.dumps(list(requests)), json.dumps(list(inventory_paths))],
-                       cwd=project, env=python_env(), check=True, timeout=RUN_TIMEOUT)
-    return measured_lines(truth, project)
-
-
-def assert_exact(project: Path, requests: Sequence[Sequence[object]],
-                 inventory_paths: Sequence[str] = ("/missing",)) -> None:
-    measured = measured_lines(project / ".coverage", project)
-    truth = replay(project, requests, inventory_paths)
-    assert {"webapp/__init__.py", "inventory/__init__.py"} <= set(truth)
-    assert lines_differ(measured, truth) == []
-
-
-def assert_clean(project: Path) -> None:
-    assert stray_data_files(project) == []
-    assert_no_leftovers(project)  # redis-server too: its cwd is the project
 
 
 def test_sections_start_in_order_stop_in_reverse_and_are_measured_exactly(tmp_path):
@@ -267,17 +179,13 @@ def test_an_unmeasured_section_gets_nothing_of_coverage(tmp_path):
     assert_no_leftovers(project)
 
 
-@pytest.mark.parametrize("argv", [
-    [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--servercov", "test_plan.py"],
-    [sys.executable, "-m", "nose2_servercov", "run", "--", sys.executable, "-m", "unittest"],
-], ids=["pytest", "servercov run"])
-def test_every_front_end_runs_the_sections_alike(tmp_path, argv):
+def test_bad_sections_are_refused_before_anything_starts(tmp_path):
     project = make_project(tmp_path, "sections")
-    done = subprocess.run(argv, cwd=project, env=python_env(), capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT)
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = servercov_lines(done.stderr)
-    assert lines[0].startswith("servercov: section redis started"), done.stderr
-    assert any("section inventory stopped by SIGTERM" in line for line in lines)
-    assert_exact(project, plan(project))
-    assert_clean(project)
+    with_text_before_main(project, "[servercov:worker]\ncommand = {python} -m w {cache_url}\n")
+    run = run_nose2(project)
+    assert run.returncode != 0
+    lines = servercov_lines(run.stderr)
+    assert lines == [f"servercov: error: {project / '.apirc'}: [servercov:worker] command: "
+                     "{cache_url} names no section: expected [servercov:cache] in the file "
+                     "(sections: redis, inventory, worker)"], run.stderr
+    assert_no_leftovers(project)  # not even Redis was started
