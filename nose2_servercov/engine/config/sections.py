@@ -239,3 +239,12 @@ def section_reference(width: int = 79) -> str:
         lines += textwrap.wrap(key.meaning.replace("`", ""), width, break_on_hyphens=False,
                                initial_indent="    ", subsequent_indent="    ")
     return "\n".join(lines) + "\n"
+
+
+def section_key_table() -> str:
+    """Return the README's Markdown table of section keys, made from :data:`SECTION_KEYS`."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for key in SECTION_KEYS:
+        default = "—" if key.default is None else (f"`{key.default}`" if key.default else "none")
+        rows.append(f"| {key.name} | {default} | {key.meaning} |")
+    return "\n".join(rows)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nose2_servercov.engine.config import SECTION_KEYS, load_config
-from nose2_servercov.engine.config.sections import PORT_NONE
+from nose2_servercov.engine.config.sections import PORT_NONE, section_key_table
 from nose2_servercov.errors import ConfigError
 
 MAIN = "[servercov]\ncommand = {python} -m app --port {port}\n"
@@ -179,3 +179,9 @@ def test_servercov_keys_lists_every_section_key():
     tail = shown.split("[servercov:NAME]", 1)[1]
     for key in SECTION_KEYS:
         assert f"\n{key.name}  (" in tail
+
+
+def test_readme_section_key_table_is_the_generated_one():
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    shown = readme.split("<!-- section-key-table:")[1].split("\n", 1)[1]
+    assert shown.split("\n<!-- end section-key-table -->")[0] == section_key_table()
