@@ -189,3 +189,26 @@ def test_bad_sections_are_refused_before_anything_starts(tmp_path):
                      "{cache_url} names no section: expected [servercov:cache] in the file "
                      "(sections: redis, inventory, worker)"], run.stderr
     assert_no_leftovers(project)  # not even Redis was started
+
+
+def test_ctrl_c_while_a_section_starts_stops_the_sections_already_running(tmp_path):
+    project = make_project(tmp_path, "sections")
+    with_text_before_main(project, """
+[servercov:slow]
+command = {python} -c "open('slow-started', 'w').close(); import time; time.sleep(120)"
+ready_output = never printed
+startup_timeout = 600
+""")
+    runner = start_nose2(project)
+    try:
+        wait_for_file(project / "slow-started", process=runner)
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(30)
+    assert runner.returncode != 0, output
+    assert "section inventory started" in output
+    assert "server started" not in output
+    assert_no_leftovers(project)  # redis, inventory and the slow one
