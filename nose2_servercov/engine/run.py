@@ -224,7 +224,7 @@ class LocalRun(MeasuredRun):
         assert self.sections is not None
         atexit.register(self.stop)  # whatever is started from now on is stopped at exit
         hold = self.run_lock.held()
-        self.sections.start(self.server_env(self.config.env), hold=hold)
+        self.sections.start(self.server_env({}), hold=hold)  # each adds its own env
         config = self.config
         self.service = service = Service(
             self._command(), cwd=config.cwd, env=self.server_env(), log=config.log,

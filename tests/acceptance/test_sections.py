@@ -161,21 +161,30 @@ def test_a_snapshot_holds_every_measured_section_exactly(tmp_path):
     assert_no_leftovers(project)
 
 
-def test_an_unmeasured_section_gets_nothing_of_coverage(tmp_path):
+PROBE = """
+[servercov:{name}]
+command = {{python}} -c "import os, json; json.dump(dict(os.environ), open('{name}.json', 'w'))"
+measured = {measured}
+env =
+    BACK = {{inventory_url}}/x
+"""
+
+
+def test_a_section_gets_its_own_env_and_coverage_only_if_measured(tmp_path):
     project = make_project(tmp_path, "sections")
-    with_text_before_main(project, """
-        [servercov:probe]
-        command = {python} -c "import os, json; json.dump(dict(os.environ), open('probe.json', 'w'))"
-        measured = false
-        env =
-            BACK = {inventory_url}/x
-        """.replace("\n        ", "\n"))  # noqa: E501
+    with_text_before_main(project, PROBE.format(name="plain", measured="false")
+                          + PROBE.format(name="measured", measured="true"))
     run = run_nose2(project, "test_plan.PlanTest.test_plan")
     assert run.returncode == 0, run.stderr
-    env = json.loads((project / "probe.json").read_text())
-    assert not [name for name in env if name.startswith(("SERVERCOV_", "COVERAGE_"))]
-    assert "bootstrap" not in env.get("PYTHONPATH", "")
-    assert env["BACK"].startswith("http://127.0.0.1:") and env["BACK"].endswith("/x")
+    plain = json.loads((project / "plain.json").read_text())
+    assert not [name for name in plain if name.startswith(("SERVERCOV_", "COVERAGE_"))]
+    assert "bootstrap" not in plain.get("PYTHONPATH", "")
+    measured = json.loads((project / "measured.json").read_text())
+    assert measured["COVERAGE_PROCESS_START"] == str(project / ".apirc")
+    assert "bootstrap" in measured["PYTHONPATH"] and measured["SERVERCOV_TOKEN"]
+    for env in (plain, measured):
+        assert env["BACK"].startswith("http://127.0.0.1:") and env["BACK"].endswith("/x")
+        assert "INVENTORY_URL" not in env  # the main server's env is its own
     assert_no_leftovers(project)
 
 
