@@ -252,6 +252,7 @@ def report_end(session: MeasuredRun) -> tuple[str | None, int]:
     if outcome is not None and outcome.exited_early:
         problem = (f"the server exited with code {outcome.exit_code} before the end; what it "
                    "executed until then is kept")
+    problem = "; ".join(([problem] if problem else []) + session.stop_problems()) or None
     try:
         result = session.finish()
     except LostDataError as exc:

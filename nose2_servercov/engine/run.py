@@ -13,7 +13,6 @@ from __future__ import annotations
 import abc
 import atexit
 import os
-import re
 import secrets
 import sys
 from collections.abc import Callable, Mapping
@@ -79,6 +78,10 @@ class MeasuredRun(abc.ABC):
     @abc.abstractmethod
     def stop(self, *, quiet: bool = False) -> StopOutcome | None:
         """Stop the server; idempotent.  ``quiet``: the way out after a failure."""
+
+    def stop_problems(self) -> list[str]:
+        """Return what went wrong beside the server, once stopped: a section that ended early."""
+        return []
 
     @abc.abstractmethod
     def finish(self) -> data.ReportResult:
@@ -249,6 +252,10 @@ class LocalRun(MeasuredRun):
                  f"ready in {seconds:.2f} s, {self.core.describe()}, rcfile {config.rcfile}")
         return self.url
 
+    def stop_problems(self) -> list[str]:
+        """Return the sections that ended with an error before the stop, one line each."""
+        return list(self.sections.problems) if self.sections is not None else []
+
     def measured_groups(self) -> list[int]:
         """Return the process group of every measured process: the server's, the sections'."""
         groups = [self.process.pid] if self.process is not None else []
@@ -322,28 +329,18 @@ class LocalRun(MeasuredRun):
             empty_before_signal=self._answers_before_signal.empty)
         found = accounting.account(self.run_dir, self.settings, facts)
         if self._section_of:
-            found.losses = [self._with_section(line) for line in found.losses]
-            found.warnings = [self._with_section(line) for line in found.warnings]
+            parents = {pid: proc.ppid for pid, proc in accounting.registrations(
+                self.run_dir).items()}
+            found.losses = [sections.with_section(line, self._section_of, parents)
+                            for line in found.losses]
+            found.warnings = [sections.with_section(line, self._section_of, parents)
+                              for line in found.warnings]
         prefix = "warning: lost data" if self.config.lost_data == "warn" else "lost data"
         for line in found.losses:
             self.say(f"{prefix}: {line}")
         for line in found.warnings:
             self.say(f"warning: {line}")
         return found
-
-    def _with_section(self, line: str) -> str:
-        """Name the section of the process a line is about (its parents', if it had ended)."""
-        assert self.run_dir is not None
-        match = re.match(r"pid (\d+)", line)
-        if match is None:
-            return line
-        known = accounting.registrations(self.run_dir)
-        pid, seen = int(match.group(1)), set()
-        while pid not in self._section_of and pid in known and pid not in seen:
-            seen.add(pid)
-            pid = known[pid].ppid
-        name = self._section_of.get(pid)
-        return f"[servercov:{name}] {line}" if name else line
 
     def _nothing_to_report(self, found: accounting.Accounting) -> DataError:
         if found.losses and not found.good_files:

@@ -117,6 +117,7 @@ class Sections:
         self.echo = echo
         self.say = say
         self.started: list[tuple[Placed, Service]] = []
+        self.problems: list[str] = []  # the sections that ended with an error by themselves
 
     def values(self) -> dict[str, str]:
         """Return every section's placeholders, and ``{python}``."""
@@ -211,6 +212,10 @@ class Sections:
                 else None
             outcome = service.stop(before)
             outcomes.append(outcome)
+            if first and outcome.exited_early and outcome.exit_code:
+                self.problems.append(
+                    f"[{SECTION}:{placed.config.name}] exited with code {outcome.exit_code} "
+                    "while the tests ran; what it executed until then is kept")
             if first and not quiet:
                 self.say(f"section {placed.config.name} stopped by {outcome.step} in "
                          f"{outcome.seconds:.2f} s")
@@ -219,3 +224,20 @@ class Sections:
                 if outcome.notes and tail_on_notes:
                     self.err.write(service.process.tail() + "\n")
         return outcomes
+
+
+def with_section(line: str, section_of: Mapping[int, str], parents: Mapping[int, int]) -> str:
+    """Name the section of the process a line is about (its parents', if it had ended).
+
+    ``section_of``: the sections' processes seen before the stop; ``parents``:
+    each registered process's parent, for one that ended while the tests ran.
+    """
+    match = re.match(r"pid (\d+)", line)
+    if match is None:
+        return line
+    pid, seen = int(match.group(1)), set()
+    while pid not in section_of and pid in parents and pid not in seen:
+        seen.add(pid)
+        pid = parents[pid]
+    name = section_of.get(pid)
+    return f"[{SECTION}:{name}] {line}" if name else line

@@ -140,6 +140,8 @@ def test_a_measured_section_process_killed_is_named_with_its_section(tmp_path):
     assert lost and lost[0].startswith("servercov: lost data: [servercov:inventory] pid "), \
         run.stderr
     assert "left no coverage data" in lost[0]
+    assert "servercov: error: [servercov:inventory] exited with code -9 while the tests ran" \
+        in run.stderr, run.stderr
     assert_no_leftovers(project)
 
 
