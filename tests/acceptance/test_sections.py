@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -117,7 +118,8 @@ def test_ctrl_c_in_the_middle_stops_everything_in_order_and_keeps_the_data(tmp_p
     assert_clean(project)
 
 
-def test_a_measured_section_process_killed_is_named_with_its_section(tmp_path):
+@pytest.mark.parametrize("front_end", ["nose2", "servercov run"])
+def test_a_measured_section_process_killed_is_named_with_its_section(tmp_path, front_end):
     project = make_project(tmp_path, "sections")
     (project / "test_kill.py").write_text(
         "import os, signal, unittest\n"
@@ -134,8 +136,9 @@ def test_a_measured_section_process_killed_is_named_with_its_section(tmp_path):
         "from werkzeug.serving import run_simple\n"
         "open('inventory.pid', 'w').write(str(os.getpid()))\n"
         "run_simple('127.0.0.1', int(sys.argv[1]), application, threaded=True)\n")
-    run = run_nose2(project, "test_kill")
-    assert run.returncode != 0, run.stdout + run.stderr
+    run = (run_nose2(project, "test_kill") if front_end == "nose2" else
+           run_servercov(project, "run", "--", sys.executable, "-m", "unittest", "test_kill"))
+    assert run.returncode == (1 if front_end == "nose2" else 3), run.stdout + run.stderr
     lost = [line for line in servercov_lines(run.stderr) if line.startswith("servercov: lost")]
     assert lost and lost[0].startswith("servercov: lost data: [servercov:inventory] pid "), \
         run.stderr
