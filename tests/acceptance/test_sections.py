@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tests.support import (
     assert_no_leftovers,
     make_project,
     plan,
+    processes_in,
     run_nose2,
     run_servercov,
     running_serve,
@@ -226,3 +228,21 @@ startup_timeout = 600
     assert "section inventory started" in output
     assert "server started" not in output
     assert_no_leftovers(project)  # redis, inventory and the slow one
+
+
+def test_a_runner_killed_by_sigkill_leaves_no_section_running(tmp_path):
+    project = make_project(tmp_path, "sections")
+    runner = start_nose2(project, SCENARIO="wait")
+    try:
+        wait_for_file(project / "waiting", process=runner)
+        assert len(processes_in(project)) >= 4  # the runner, Redis, the inventory, the server
+        runner.kill()  # no stop, no atexit: the keepers end every group
+        runner.wait(30)
+        deadline = time.monotonic() + 60
+        while processes_in(project) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(30)
+    assert_no_leftovers(project)
