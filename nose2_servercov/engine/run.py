@@ -213,7 +213,7 @@ class LocalRun(MeasuredRun):
             self.control.chmod(0o700)
         self.port = sections.pick_port(self.config.host, self.config.port,
                                        rcfile=self.config.rcfile, section="servercov")
-        placed = sections.place(self.config)
+        placed = sections.place(self.config, taken=[self.port])
         self.url = self.config.url.format(
             host=self.config.host, port=self.port,
             **{k: v for p in placed for k, v in p.values().items()}).rstrip("/")

@@ -90,11 +90,26 @@ class Placed:
                 protocol.SECTION_PORT_PREFIX + suffix: str(self.port)}
 
 
-def place(config: ServerConfig) -> list[Placed]:
-    """Choose every section's port for this run (before anything starts: all are named)."""
-    return [Placed(section, NO_PORT if not section.has_port else pick_port(
-        section.host, section.port, rcfile=config.rcfile, section=f"{SECTION}:{section.name}"))
-        for section in config.sections]
+def place(config: ServerConfig, *, taken: Sequence[int] = ()) -> list[Placed]:
+    """Choose every section's port for this run (before anything starts: all are named).
+
+    Free ports are picked apart from each other and from ``taken`` (the
+    server's): the kernel may hand out a closed port again at once.
+    """
+    chosen = set(taken)
+    placed = []
+    for section in config.sections:
+        port = NO_PORT
+        for _ in range(20):  # a few tries; another program may be picking ports too
+            if not section.has_port:
+                break
+            port = pick_port(section.host, section.port, rcfile=config.rcfile,
+                             section=f"{SECTION}:{section.name}")
+            if port not in chosen or section.port:
+                break
+        chosen.add(port)
+        placed.append(Placed(section, port))
+    return placed
 
 
 def unmeasured_env(section: SectionConfig, values: Mapping[str, str]) -> dict[str, str]:
