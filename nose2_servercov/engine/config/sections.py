@@ -189,6 +189,9 @@ def _absolute(rcfile: Path, section: str, values: dict[str, Any]) -> None:
     except (OSError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"{rcfile}: [{section}] cwd or log: expected a usable path: "
                           f"{exc}") from None
+    if values["log"] is not None and values["log"].is_dir():
+        raise ConfigError(f"{rcfile}: [{section}] log: expected a file for its output, got "
+                          f"the folder {values['log']}")
 
 
 def load_sections(rcfile: Path, raw_sections: list[tuple[str, dict[str, str]]],

@@ -152,6 +152,8 @@ BAD = [
      "[servercov:b] port: 18001 is the port of [servercov:a] too"),
     ("main's fixed port", "[servercov:a]\ncommand = a\nport = 18002\n",
      "[servercov:a] port: 18002 is the port of [servercov] too"),
+    ("log is a folder", "[servercov:w]\ncommand = w\nlog = .\n",
+     "[servercov:w] log: expected a file for its output, got the folder"),
     ("bad measured", "[servercov:w]\ncommand = w\nmeasured = maybe\n",
      "[servercov:w] measured: expected true or false, got 'maybe'"),
     ("bad placeholder", "[servercov:w]\ncommand = w {portt}\n",
