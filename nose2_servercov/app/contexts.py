@@ -105,6 +105,7 @@ class ContextSwitch:
         # Imported here: only this rare path needs the in-server code.
         from nose2_servercov.inserver.registration import report_problem
 
+        label = labels.checked(label)  # the problem line shows it: no markup, no 10 kB
         report_problem(f"a request held the test context for over {self.HOLD_TIMEOUT:g} s: "
                        f"a request for {label or 'no test'!r} ran beside it, and the lines "
                        "of both may be recorded under either test's context")
