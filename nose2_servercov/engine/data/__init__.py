@@ -18,9 +18,11 @@ points of the remote agent and collector are :func:`coverage_for` and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -146,18 +148,48 @@ def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
     if not_ours:  # planted since the erase, in a folder others can write
         raise DataError(f"[run] data_file {settings.data_file} {not_ours}: refused, never read "
                         "nor written through; remove it and run again")
-    cov = coverage_for(settings)
-    if os.path.exists(settings.data_file):
-        # Written during this run (erase_stale_data removed the earlier one before
-        # the server started): the test process's own data, saved into the same
-        # file by pytest-cov, `coverage run -m pytest` or `coverage run -m nose2`.
-        # Combined with the server's, never overwritten.
+    # Combined in a private scratch folder beside it, then renamed over the data
+    # file: whatever another user puts there meanwhile is replaced, never written through.
+    with tempfile.TemporaryDirectory(prefix="servercov-combine-",
+                                     dir=os.path.dirname(settings.data_file)) as scratch:
+        combined = os.path.join(scratch, "combined")
+        cov = coverage_for(settings, data_file=combined)
         try:
-            cov.load()
-        except CoverageException as exc:
-            raise DataError(f"{settings.data_file}: the test process's coverage data cannot "
-                            f"be read: {exc}") from None
-    return combine_files_and_report(cov, files, list(files), reports, out)
+            if _copy_own(settings.data_file, combined):
+                # Written during this run (erase_stale_data removed the earlier one
+                # before the server started): the test process's own data, saved into
+                # the same file by pytest-cov, `coverage run -m pytest` or `coverage run
+                # -m nose2`.  Combined with the server's, never overwritten.
+                _load_test_data(cov, settings.data_file)
+            return combine_files_and_report(cov, files, list(files), reports, out)
+        except DataError as exc:  # name the data file, not the scratch copy
+            raise DataError(str(exc).replace(combined, settings.data_file)) from None
+        finally:
+            with contextlib.suppress(Exception):  # never hide why the combine failed
+                cov.get_data().close(force=True)
+            if os.path.exists(combined):  # the data kept, also when a report failed
+                os.replace(combined, settings.data_file)
+
+
+def _copy_own(path: str, copy: str) -> bool:
+    """Copy ``path`` to the new file ``copy`` if it exists; never read through a link."""
+    try:
+        fd = safefiles.open_own(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except (OSError, safefiles.UnsafePlace) as exc:
+        raise DataError(f"[run] data_file {path}: refused, never read through: {exc}") from None
+    with os.fdopen(fd, "rb") as source, open(copy, "xb") as target:
+        shutil.copyfileobj(source, target)
+    return True
+
+
+def _load_test_data(cov: coverage.Coverage, data_file: str) -> None:
+    try:
+        cov.load()
+    except CoverageException as exc:
+        raise DataError(f"{data_file}: the test process's coverage data cannot "
+                        f"be read: {exc}") from None
 
 
 def combine_copies_and_report(settings: CoverageConfig, files: list[str],
