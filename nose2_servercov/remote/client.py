@@ -101,6 +101,8 @@ def exchange(method: str, url: str, *, token: str | None, timeout: float,
     try:
         conn.request(method, parts.path or "/", headers=headers)
         yield conn.getresponse()
+        if expired.is_set():  # the socket was shut down under a read that then saw an end
+            raise TimeoutError(f"no whole answer within {timeout:g} s")
     except ssl.SSLError as exc:
         raise _expired(expired, timeout) or OSError(f"TLS: {exc.reason or exc}") from None
     except http.client.HTTPException as exc:
@@ -127,6 +129,8 @@ def read_capped(response: http.client.HTTPResponse, sink: IO[bytes], cap: int) -
         if size > cap:
             raise AnswerTooLarge(f"an answer over the cap of {cap} bytes")
         sink.write(chunk)
+    if declared.strip().isdigit() and size < int(declared):
+        raise OSError(f"an answer cut short: {size} of its {int(declared)} bytes")
     return size
 
 
