@@ -17,6 +17,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -27,6 +28,7 @@ import pytest
 import requests
 
 from nose2_servercov.engine.server import network
+from tests.netns import make_cert
 from tests.support import (
     assert_exact,
     assert_no_leftovers,
@@ -51,11 +53,11 @@ def _low_fd_limit() -> None:
 
 
 @contextlib.contextmanager
-def serve_with_agent(project: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+def serve_with_agent(project: Path, port: int, *args: str) -> Iterator[subprocess.Popen[str]]:
     """Start ``servercov serve --control`` under RLIMIT_NOFILE 128; no serve outlives the block."""
     with open(project / "serve.log", "w") as log:
         serve = subprocess.Popen(
-            servercov_command("serve", "--control", f"127.0.0.1:{port}"), cwd=project,
+            servercov_command("serve", "--control", f"127.0.0.1:{port}", *args), cwd=project,
             env=python_env(SERVERCOV_CONTROL_TOKEN=TOKEN), stdout=log,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
             preexec_fn=_low_fd_limit)
@@ -67,9 +69,11 @@ def serve_with_agent(project: Path, port: int) -> Iterator[subprocess.Popen[str]
             serve.wait(10)
 
 
-def control(method: str, port: int, path: str, timeout: float = 120) -> int:
+def control(method: str, port: int, path: str, timeout: float = 120,
+            tls: ssl.SSLContext | None = None) -> int:
     """Send one control request with the token; return the status."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = (http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls)
+            if tls else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout))
     try:
         conn.request(method, path, headers={"Authorization": f"Bearer {TOKEN}"})
         answer = conn.getresponse()
@@ -79,12 +83,13 @@ def control(method: str, port: int, path: str, timeout: float = 120) -> int:
         conn.close()
 
 
-def until_answered(method: str, port: int, path: str, within: float = 90) -> int:
+def until_answered(method: str, port: int, path: str, within: float = 90,
+                   tls: ssl.SSLContext | None = None) -> int:
     """Retry a control request refused for want of room (503, a reset) until answered."""
     deadline = time.monotonic() + within
     while True:
         try:
-            status = control(method, port, path, timeout=30)
+            status = control(method, port, path, timeout=30, tls=tls)
             if status != 503:
                 return status
             why = "503"
@@ -130,10 +135,11 @@ def open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def wait_for_agent(port: int, serve: subprocess.Popen[str], project: Path) -> str:
+def wait_for_agent(port: int, serve: subprocess.Popen[str], project: Path,
+                   tls: ssl.SSLContext | None = None) -> str:
     """Wait for the serve's state and its agent's /status; return the app's URL."""
     url = serve_state(project, serve)["url"]
-    assert until_answered("GET", port, "/status") == 200
+    assert until_answered("GET", port, "/status", tls=tls) == 200
     return url
 
 
@@ -225,3 +231,33 @@ def test_collect_sends_no_token_in_clear_to_another_host(tmp_path):
         f"servercov: error: {agent}: plain HTTP would send the control token in clear to "
         "another host: use https://, or --control-insecure on a private network; refused"]
     assert not list(project.glob(".coverage*"))
+
+
+def test_collect_verifies_the_agent_with_control_ca(tmp_path):
+    project = make_project(tmp_path / "agent")
+    checkout = make_project(tmp_path / "collector", servercov="reports = json\n")
+    rcfile = checkout / ".apirc"
+    rcfile.write_text(rcfile.read_text() + f"\n[paths]\nwebapp =\n    webapp/\n"
+                                           f"    {project / 'webapp'}/\n")
+    cert, key = make_cert(tmp_path, ["127.0.0.1"])
+    port = network.pick_free_port("127.0.0.1")
+    agent = f"https://127.0.0.1:{port}"
+    tls = ssl.create_default_context(cafile=str(cert))
+    with serve_with_agent(project, port, "--control-cert", str(cert), "--control-key",
+                          str(key)) as serve:
+        drive_plan(project, wait_for_agent(port, serve, project, tls=tls))
+        unknown = run_servercov(checkout, "collect", agent, SERVERCOV_CONTROL_TOKEN=TOKEN)
+        assert unknown.returncode == 1
+        assert servercov_lines(unknown.stderr)[0] == (
+            f"servercov: agent {agent}: cannot fetch its data: TLS: CERTIFICATE_VERIFY_FAILED")
+        missing = run_servercov(checkout, "collect", "--control-ca", "missing.pem", agent,
+                                SERVERCOV_CONTROL_TOKEN=TOKEN)
+        assert servercov_lines(missing.stderr) == [
+            "servercov: error: --control-ca missing.pem: cannot load it: No such file or "
+            "directory"]
+        stopped = run_servercov(checkout, "collect", "--stop", "--control-ca", str(cert), agent,
+                                SERVERCOV_CONTROL_TOKEN=TOKEN)
+        assert stopped.returncode == 0, stopped.stderr
+        assert end_process(serve, timeout=120) == 0, (project / "serve.log").read_text()
+    assert_exact(checkout, plan(checkout))
+    assert_no_leftovers(project)
