@@ -269,6 +269,10 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # each answer that matters gets its own servercov: line
 
+    def log_error(self, format: str, *args: Any) -> None:
+        """Count a request cut off or refused by http.server (timed out, malformed, too long)."""
+        self.server.note_cut_off()
+
     def _send(self, status: int, body: bytes, content_type: str,
               headers: dict[str, str] | None = None) -> None:
         self.connection.settimeout(listener.WRITE_TIMEOUT)

@@ -213,6 +213,11 @@ class HardenedServer(http.server.ThreadingHTTPServer):
             self.say(f"a connection from {client_address[0]} failed: {error!r}"
                      + (" (further failures are counted)" if failed == SAID_FAILURES else ""))
 
+    def note_cut_off(self) -> None:
+        """Count a request the handler refused or cut off (timed out, malformed, too long)."""
+        with self.lock:
+            self.failed += 1
+
     def stop_serving(self) -> None:
         """Answer what is accepted or waiting, cut off slow requests, close the listener."""
         self.closing = True
