@@ -263,3 +263,36 @@ def test_collect_verifies_the_agent_with_control_ca(tmp_path):
         assert end_process(serve, timeout=120) == 0, (project / "serve.log").read_text()
     assert_exact(checkout, plan(checkout))
     assert_no_leftovers(project)
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send ``request`` as is (as much as the agent takes); return what it answers, if anything."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(request)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+
+def test_oversized_requests_are_refused_and_the_agent_answers_on(tmp_path):
+    project = make_project(tmp_path)
+    port = network.pick_free_port("127.0.0.1")
+    with serve_with_agent(project, port) as serve:
+        wait_for_agent(port, serve, project)
+        long_line = raw_exchange(port, b"GET /" + b"a" * 70_000 + b" HTTP/1.0\r\n\r\n")
+        assert long_line.startswith(b"HTTP/1.0 414 ")
+        many_headers = b"".join(b"X-%d: %s\r\n" % (n, b"v" * 1000) for n in range(300))
+        headers = raw_exchange(port, b"GET /status HTTP/1.0\r\n" + many_headers + b"\r\n")
+        assert not headers.startswith(b"HTTP/1.0 200 ")  # cut off past its byte budget
+        body = raw_exchange(port, b"POST /snapshot HTTP/1.0\r\nContent-Length: 1000000000\r\n"
+                                  b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n")
+        assert body.startswith(b"HTTP/1.0 413 ")
+        bad_length = raw_exchange(port, b"POST /snapshot HTTP/1.0\r\nContent-Length: -1\r\n\r\n")
+        assert bad_length.startswith(b"HTTP/1.0 413 ")
+        assert control("GET", port, "/status") == 200
+        assert control("POST", port, "/stop") == 200
+        assert end_process(serve, timeout=120) == 0, (project / "serve.log").read_text()
+    assert_no_leftovers(project)
