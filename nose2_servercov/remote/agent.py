@@ -206,7 +206,7 @@ class ControlAgent:
         with self.snapshot_lock, exclusive(self.state_path):
             if self.stop_requested.is_set():
                 raise ServeError("the server is stopping")
-            answers = snapshot.dump_all(settings, session.process.pid,
+            answers = snapshot.dump_all(settings, session.measured_groups(),
                                         timeout=session.config.shutdown_timeout)
             live, silent = answers.answered, sorted(answers.unregistered)
             files = snapshot.snapshot_files(settings, live)
