@@ -197,6 +197,9 @@ def test_pytest_node_ids_with_markup_are_dropped_and_said_at_the_end(tmp_path):
         reports = html
         """)
     (project / "test_ids.py").write_text(PYTEST_TESTS)
+    # The project is pytest's rootdir, so that node ids do not depend on where
+    # the test folder is (CI keeps it inside the checkout, whose config pytest finds).
+    (project / "pytest.ini").write_text("[pytest]\n")
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
                           "--servercov", "test_ids.py"], cwd=project, env=python_env(),
                          capture_output=True, text=True, timeout=RUN_TIMEOUT)
