@@ -1,0 +1,149 @@
+"""Helpers of the worker tests: a real Redis, the shop example in a folder, its replay.
+
+The shop (``examples/workers``) is a Flask API whose views hand their work to
+a Celery worker and an RQ worker.  The replay runs the same requests in one
+process, Celery eager and RQ synchronous, under coverage: the lines a measured
+run must hold, line for line, for the API's and the workers' modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tests.support import REPO, RUN_TIMEOUT, measured_lines, python_env
+
+EXAMPLE = REPO / "examples" / "workers"
+# What the example's tests request, test by test (examples/workers/tests/test_shop.py).
+SHOP_PLAN: dict[str, list[str]] = {
+    "test_prices": ["/price/3", "/price/12"],
+    "test_refunds": ["/refund/5", "/refund/-1"],
+    "test_invoice": ["/invoice/7"],
+    "test_shipping": ["/ship/4/1"],
+}
+CELERY_PREFORK = "{python} -m celery -A shop.tasks worker --pool prefork -c 2 --loglevel INFO"
+CELERY_THREADS = "{python} -m celery -A shop.tasks worker --pool threads -c 4 --loglevel INFO"
+RQ_WORKER = "{python} -m rq.cli worker --job-class nose2_servercov.rq.Job --url {redis} shop"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_redis(folder: Path) -> Iterator[str]:
+    """Start a real redis-server on a free port, in ``folder``; yield its URL; end it by pid."""
+    port = free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert redis.poll() is None, "redis-server ended at start"
+            assert time.monotonic() < deadline, "redis-server did not listen within 30 s"
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        redis.send_signal(signal.SIGTERM)
+        try:
+            redis.wait(30)
+        except subprocess.TimeoutExpired:
+            redis.kill()
+            redis.wait()
+
+
+def shop_project(tmp_path: Path) -> Path:
+    """Copy the shop example into ``tmp_path``; return its folder."""
+    project = tmp_path / "workers"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(
+        "__pycache__", ".coverage*", "cover", ".servercov"))
+    return project
+
+
+# Until the [servercov:NAME] sections run them, the workers start beside the API
+# from one launcher: the same environment, so each is measured as a server is.
+LAUNCHER = '''
+import os, shlex, signal, subprocess, sys
+workers = [subprocess.Popen(shlex.split(command)) for command in sys.argv[2:]]
+try:
+    from shop.api import create_app
+    create_app().run(host="127.0.0.1", port=int(sys.argv[1]), threaded=True)
+finally:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait()
+'''
+
+
+def launcher_rcfile(project: Path, redis: str, workers: Sequence[str], *,
+                    contexts: bool = False) -> None:
+    """Write the project's rcfile: the API and ``workers`` started by one launcher."""
+    (project / "launch.py").write_text(LAUNCHER)
+    commands = " ".join(json.dumps(w.replace("{python}", sys.executable)
+                                   .replace("{redis}", redis)) for w in workers)
+    (project / ".apirc").write_text(textwrap.dedent(f"""\
+        [run]
+        source = shop
+
+        [servercov]
+        command = {{python}} launch.py {{port}} {commands}
+        ready_path = /health
+        reports = json
+        env =
+            SHOP_REDIS_URL = {redis}
+        """) + ("contexts = test\n" if contexts else ""))
+
+
+REPLAY = """
+import json, os, sys
+import coverage
+cov = coverage.Coverage(data_file=sys.argv[1], source=["shop"], config_file=False)
+cov.start()
+from shop import api, tasks
+tasks.app.conf.task_always_eager = True
+client = api.create_app(is_async=False).test_client()
+for path in json.loads(sys.argv[2]):
+    assert client.get(path).status_code in (200, 400), path
+cov.stop()
+cov.save()
+"""
+
+
+def replay(project: Path, redis: str, paths: Sequence[str]) -> dict[str, set[int]]:
+    """Run ``paths`` in-process (Celery eager, RQ synchronous) under coverage; its lines."""
+    data_file = project / ".replay"
+    subprocess.run([sys.executable, "-c", REPLAY, str(data_file), json.dumps(list(paths))],
+                   cwd=project, env=python_env(SHOP_REDIS_URL=redis), check=True,
+                   timeout=RUN_TIMEOUT)
+    return measured_lines(data_file, project / "shop")
+
+
+def all_paths(tests: Sequence[str] = tuple(SHOP_PLAN)) -> list[str]:
+    """Return the paths ``tests`` request, after the ready check's."""
+    return ["/health"] + [path for name in tests for path in SHOP_PLAN[name]]
+
+
+def run_tests(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the example's tests under nose2 with servercov, as its README says."""
+    return subprocess.run(
+        [sys.executable, "-m", "nose2", "-s", "tests", "--with-servercov",
+         "--servercov-rcfile", ".apirc", *args], cwd=project,
+        env=python_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}"
+                            f"{os.environ.get('PATH', '')}"),
+        capture_output=True, text=True, timeout=RUN_TIMEOUT)
