@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 URL_VARIABLE = "SERVERCOV_URL"  # the base URL, for tests and server processes
 TOKEN_VARIABLE = "SERVERCOV_TOKEN"  # the per-run secret of the app's control route
 CONTEXTS_VARIABLE = "SERVERCOV_CONTEXTS"  # "test" when contexts = test
+VARIABLE_PREFIX = "SERVERCOV_"  # every variable of ours starts so
+# The tests' view of each [servercov:NAME] section with a port (NAME upper-cased, - as _).
+SECTION_URL_PREFIX = "SERVERCOV_URL_"
+SECTION_PORT_PREFIX = "SERVERCOV_PORT_"
 RUN_DIR_VARIABLE = "SERVERCOV_RUN_DIR"  # the run folder: registrations, exits, problems
 CONTROL_VARIABLE = "SERVERCOV_CONTROL"  # the control folder: the save exchange
 AUTOSAVE_VARIABLE = "SERVERCOV_AUTOSAVE"  # seconds between automatic dumps

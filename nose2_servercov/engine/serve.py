@@ -120,7 +120,7 @@ def snapshot_answer(session: LocalRun, path: Path) -> SnapshotAnswer:
         assert session.process is not None
         config = session.config
         with exclusive(path):  # one report at a time: the agent may be taking one too
-            result = snapshot.take_snapshot(session.settings, session.process.pid,
+            result = snapshot.take_snapshot(session.settings, session.measured_groups(),
                                             config.reports, timeout=config.shutdown_timeout,
                                             out=out, err=err)
         for name, place in result.outputs:

@@ -189,7 +189,7 @@ class ControlAgent:
         settings = session.settings
         assert self.state_path is not None
         with self.snapshot_lock, exclusive(self.state_path):
-            answers = snapshot.dump_all(settings, session.process.pid,
+            answers = snapshot.dump_all(settings, session.measured_groups(),
                                         timeout=session.config.shutdown_timeout)
             live, silent = answers.answered, sorted(answers.unregistered)
             files = snapshot.snapshot_files(settings, live)

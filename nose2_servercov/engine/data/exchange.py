@@ -56,6 +56,12 @@ class Answers:
         """Return the pids that answered, with a dump or empty, in order."""
         return sorted(self.dumped | self.empty)
 
+    def merged(self, other: Answers) -> Answers:
+        """Return the answers of two groups together (the server's and a section's)."""
+        return Answers(max(self.generation, other.generation), self.dumped | other.dumped,
+                       self.empty | other.empty, self.late | other.late,
+                       self.unregistered | other.unregistered)
+
 
 class MalformedRequest(ServeError):
     """The request file held what servercov never writes; it has been removed."""
