@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,7 +33,6 @@ SHOP_PLAN: dict[str, list[str]] = {
 }
 CELERY_PREFORK = "{python} -m celery -A shop.tasks worker --pool prefork -c 2 --loglevel INFO"
 CELERY_THREADS = "{python} -m celery -A shop.tasks worker --pool threads -c 4 --loglevel INFO"
-RQ_WORKER = "{python} -m rq.cli worker --job-class nose2_servercov.rq.Job --url {redis} shop"
 
 
 def free_port() -> int:
@@ -75,39 +74,16 @@ def shop_project(tmp_path: Path) -> Path:
     return project
 
 
-# Until the [servercov:NAME] sections run them, the workers start beside the API
-# from one launcher: the same environment, so each is measured as a server is.
-LAUNCHER = '''
-import os, shlex, signal, subprocess, sys
-workers = [subprocess.Popen(shlex.split(command)) for command in sys.argv[2:]]
-try:
-    from shop.api import create_app
-    create_app().run(host="127.0.0.1", port=int(sys.argv[1]), threaded=True)
-finally:
-    for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-    for worker in workers:
-        worker.wait()
-'''
-
-
-def launcher_rcfile(project: Path, redis: str, workers: Sequence[str], *,
-                    contexts: bool = False) -> None:
-    """Write the project's rcfile: the API and ``workers`` started by one launcher."""
-    (project / "launch.py").write_text(LAUNCHER)
-    commands = " ".join(json.dumps(w.replace("{python}", sys.executable)
-                                   .replace("{redis}", redis)) for w in workers)
-    (project / ".apirc").write_text(textwrap.dedent(f"""\
-        [run]
-        source = shop
-
-        [servercov]
-        command = {{python}} launch.py {{port}} {commands}
-        ready_path = /health
-        reports = json
-        env =
-            SHOP_REDIS_URL = {redis}
-        """) + ("contexts = test\n" if contexts else ""))
+def set_celery(project: Path, command: str, *, contexts: bool = False,
+               extra: str = "") -> None:
+    """Replace the example rcfile's Celery command; add ``contexts = test`` and keys."""
+    rcfile = project / ".apirc"
+    text = rcfile.read_text()
+    text = re.sub(r"(\[servercov:celery\]\ncommand = ).*\n", lambda m: m[1] + command + "\n",
+                  text)
+    if contexts:
+        extra += "contexts = test\n"
+    rcfile.write_text(text + extra)
 
 
 REPLAY = """

@@ -1,4 +1,4 @@
-"""The RQ side: the functions its work horses run (``rq worker --job-class nose2_servercov.rq.Job``)."""
+"""The RQ side: the functions its work horses run, one fork per job."""
 
 
 def invoice(order: int) -> str:
