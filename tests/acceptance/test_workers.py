@@ -1,0 +1,180 @@
+"""Celery and RQ workers measured exactly, as sections, with contexts through the queue.
+
+The shop example (``examples/workers``): a Flask API whose views hand their
+work to a Celery worker and an RQ worker over a real redis-server, all four
+started by the example's rcfile.  Each run's combined data is compared line
+for line with the same requests replayed in one process (Celery eager, RQ
+synchronous) for the API's and the workers' modules.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from coverage import CoverageData
+
+from tests import workers
+from tests.support import (
+    assert_no_leftovers,
+    lines_differ,
+    measured_lines,
+    python_env,
+    servercov_lines,
+    stray_data_files,
+    wait_for_file,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+CELERY = "{python} -m celery -A shop.tasks worker --loglevel INFO --pool "
+POOLS = {
+    "prefork -c 2 (the example as it is)": None,
+    "prefork -c 2 --max-tasks-per-child 1": CELERY + "prefork -c 2 --max-tasks-per-child 1",
+    "threads -c 4": CELERY + "threads -c 4",
+}
+
+
+def assert_exact(project: Path, tmp_path: Path, paths: list[str]) -> None:
+    measured = measured_lines(project / ".coverage", project / "shop")
+    with workers.running_redis(tmp_path) as redis:
+        truth = workers.replay(project, redis, paths)
+    assert {"api.py", "tasks.py", "jobs.py"} <= set(truth)
+    assert lines_differ(measured, truth) == []
+
+
+def stops(output: str) -> list[str]:
+    return [line.split(" stopped by ")[0] for line in servercov_lines(output)
+            if " stopped by " in line]
+
+
+STOP_ORDER = ["servercov: server", "servercov: section rq", "servercov: section celery",
+              "servercov: section redis"]
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_the_api_and_both_workers_are_measured_exactly(tmp_path, pool):
+    project = workers.shop_project(tmp_path)
+    if POOLS[pool]:
+        workers.set_celery(project, POOLS[pool])
+    run = workers.run_tests(project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Ran 4 tests" in run.stderr and "lost data" not in run.stderr
+    assert stops(run.stderr) == STOP_ORDER, run.stderr
+    assert "shop/tasks.py" in run.stdout  # the example's terminal report
+    assert_exact(project, tmp_path, workers.all_paths())
+    assert stray_data_files(project) == []
+    assert_no_leftovers(tmp_path)
+
+
+# Lines that only one test's job runs: (module, first line of the code, its test).
+ONLY_ONE_TEST = [
+    ("tasks.py", "return quantity * 9", "test_prices"),
+    ("tasks.py", 'raise ValueError("a negative refund")', "test_refunds"),
+    ("jobs.py", 'return f"A-{order}"', None),  # no test invoices above 100
+    ("jobs.py", 'return f"I-{order}"', "test_invoice"),
+    ("jobs.py", 'return f"express {order}"', "test_shipping"),
+]
+
+
+@pytest.mark.parametrize("pool", ["prefork -c 2", "threads -c 4"])
+def test_contexts_follow_each_job_through_the_queue(tmp_path, pool):
+    project = workers.shop_project(tmp_path)
+    workers.set_celery(project, CELERY + pool, contexts=True)
+    run = workers.run_tests(project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    data = CoverageData(str(project / ".coverage"))
+    data.read()
+    for module, code, test in ONLY_ONE_TEST:
+        path = project / "shop" / module
+        number = next(n for n, line in enumerate(path.read_text().splitlines(), 1)
+                      if line.strip() == code)
+        found = data.contexts_by_lineno(str(path)).get(number, [])
+        expected = [f"tests.test_shop.ShopTest.{test}"] if test else []
+        assert found == expected, (module, code)
+    assert_exact(project, tmp_path, workers.all_paths())
+    assert_no_leftovers(tmp_path)
+
+
+KILL_A_CHILD = '''
+import os, signal
+from nose2_servercov import ServerTestCase
+
+def children_of_celery():
+    """The pool's children: celery processes whose parent is a celery process."""
+    def command(pid):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and b"celery" in command(entry):
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = f.read().rsplit(")", 1)[1].split()[1]
+                if b"celery" in command(parent) and os.path.samefile(
+                        f"/proc/{entry}/cwd", os.getcwd()):
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+class Kill(ServerTestCase):
+    def test_kill_the_child_that_ran_a_task(self):
+        self.assertEqual(self.get("/price/3").json(), {"price": 30})
+        (child,) = children_of_celery()
+        open("killed", "w").write(str(child))
+        os.kill(child, signal.SIGKILL)
+'''
+
+
+def test_a_worker_child_killed_is_named_with_its_section_and_fails_the_run(tmp_path):
+    project = workers.shop_project(tmp_path)
+    workers.set_celery(project, CELERY + "prefork -c 1")
+    (project / "tests" / "test_kill.py").write_text(KILL_A_CHILD)
+    run = workers.run_tests(project, "test_kill")
+    assert run.returncode == 1, run.stdout + run.stderr
+    killed = (project / "killed").read_text()
+    lost = [line for line in servercov_lines(run.stderr) if line.startswith("servercov: lost")]
+    assert lost and lost[0].startswith(f"servercov: lost data: [servercov:celery] pid {killed} "), \
+        run.stderr
+    assert len(lost) == 1, lost
+    assert stops(run.stderr) == STOP_ORDER, run.stderr
+    assert_no_leftovers(tmp_path)
+
+
+WAIT = '''
+import pathlib, time
+from nose2_servercov import ServerTestCase
+
+class Wait(ServerTestCase):
+    def test_work_then_wait(self):
+        self.assertEqual(self.get("/price/12").json(), {"price": 108})
+        self.assertEqual(self.get("/invoice/7").json(), {"invoice": "I-7"})
+        pathlib.Path("waiting").write_text("")
+        time.sleep(120)  # the functional test interrupts the run here
+'''
+
+
+def test_ctrl_c_in_the_middle_stops_everything_in_order_and_keeps_the_data(tmp_path):
+    project = workers.shop_project(tmp_path)
+    (project / "tests" / "test_wait.py").write_text(WAIT)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "nose2", "-s", "tests", "--with-servercov", "--servercov-rcfile",
+         ".apirc", "test_wait"], cwd=project, env=python_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_file(project / "waiting", process=runner, timeout=120)
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(30)
+    assert runner.returncode != 0
+    assert stops(output) == STOP_ORDER, output
+    assert "lost data" not in output, output
+    assert_exact(project, tmp_path, ["/health", "/price/12", "/invoice/7"])
+    assert_no_leftovers(tmp_path)
