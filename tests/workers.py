@@ -115,11 +115,13 @@ def all_paths(tests: Sequence[str] = tuple(SHOP_PLAN)) -> list[str]:
     return ["/health"] + [path for name in tests for path in SHOP_PLAN[name]]
 
 
+README_COMMAND = "python -m nose2 -s tests --with-servercov --servercov-rcfile .apirc"
+
+
 def run_tests(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the example's tests under nose2 with servercov, as its README says."""
     return subprocess.run(
-        [sys.executable, "-m", "nose2", "-s", "tests", "--with-servercov",
-         "--servercov-rcfile", ".apirc", *args], cwd=project,
+        [sys.executable, *README_COMMAND.split()[1:], *args], cwd=project,
         env=python_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}"
                             f"{os.environ.get('PATH', '')}"),
         capture_output=True, text=True, timeout=RUN_TIMEOUT)

@@ -65,6 +65,8 @@ def test_the_api_and_both_workers_are_measured_exactly(tmp_path, pool):
     assert "Ran 4 tests" in run.stderr and "lost data" not in run.stderr
     assert stops(run.stderr) == STOP_ORDER, run.stderr
     assert "shop/tasks.py" in run.stdout  # the example's terminal report
+    if POOLS[pool] is None:  # the example exactly as its README runs it
+        assert workers.README_COMMAND in (workers.EXAMPLE / "README.md").read_text()
     assert_exact(project, tmp_path, workers.all_paths())
     assert stray_data_files(project) == []
     assert_no_leftovers(tmp_path)
