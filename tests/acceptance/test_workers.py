@@ -180,3 +180,38 @@ def test_ctrl_c_in_the_middle_stops_everything_in_order_and_keeps_the_data(tmp_p
     assert "lost data" not in output, output
     assert_exact(project, tmp_path, ["/health", "/price/12", "/invoice/7"])
     assert_no_leftovers(tmp_path)
+
+
+NAP = '''
+
+@app.task
+def nap(seconds):
+    import time
+    time.sleep(seconds)
+    return "rested"
+'''
+ENQUEUE_AND_LEAVE = '''
+import os, unittest
+
+class Leave(unittest.TestCase):
+    def test_enqueue_a_long_task_and_leave(self):
+        os.environ["SHOP_REDIS_URL"] = f"redis://127.0.0.1:{os.environ['SERVERCOV_PORT_REDIS']}/0"
+        from shop import tasks
+        tasks.nap.delay(2)
+        tasks.app.close()
+'''
+
+
+def test_a_task_running_at_the_stop_finishes_in_celerys_warm_shutdown(tmp_path):
+    """The stop's TERM reaches the whole group: the prefork child leaves it to its parent."""
+    project = workers.shop_project(tmp_path)
+    with open(project / "shop" / "tasks.py", "a") as tasks:
+        tasks.write(NAP)
+    (project / "tests" / "test_leave.py").write_text(ENQUEUE_AND_LEAVE)
+    run = workers.run_tests(project, "test_leave")
+    assert run.returncode == 0, run.stdout + run.stderr
+    # The task's last line ran: the child was not ended halfway through its sleep.
+    last = len((project / "shop" / "tasks.py").read_text().splitlines())
+    assert last in measured_lines(project / ".coverage", project / "shop")["tasks.py"]
+    assert "lost data" not in run.stderr
+    assert_no_leftovers(tmp_path)
