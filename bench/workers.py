@@ -5,7 +5,10 @@
 The shop example (examples/workers) with its Redis and its Celery worker
 (prefork, 2 children) started by servercov as sections; in one setup the
 Celery section is measured (the default), in the other ``measured = false``
-(the worker as it runs without servercov).  Everything else is the same:
+(the worker as it runs without servercov); a third setup is that section
+with coverage.py alone (``COVERAGE_PROCESS_START`` and coverage's .pth, patch =
+fork, _exit: what coverage's own process support costs, without servercov's
+hooks).  Everything else is the same:
 the API is measured in both and idle.  This process sends ``--tasks`` tasks
 to the broker at once and waits for every result; tasks/s is their number
 over that time.  Setups alternate round by round (a fresh run each); medians.
@@ -31,15 +34,25 @@ from nose2_servercov.engine.run import LocalRun
 EXAMPLE = REPO / "examples" / "workers"
 
 
-def project(folder: Path, measured: bool) -> Path:
-    """Copy the example into ``folder``; its Celery section measured or not, no RQ section."""
-    target = folder / ("measured" if measured else "unmeasured")
+SETUPS = ("unmeasured", "coverage alone", "measured")
+
+
+def project(folder: Path, setup: str) -> Path:
+    """Copy the example into ``folder``; its Celery section as ``setup``, no RQ section."""
+    target = folder / setup.replace(" ", "-")
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(
         "__pycache__", ".coverage*", "cover", ".servercov"))
     rcfile = target / ".apirc"
     text = re.sub(r"\[servercov:rq\]\n(.+\n)+\n", "", rcfile.read_text())
-    if not measured:
+    if setup != "measured":
         text = text.replace("[servercov:celery]\n", "[servercov:celery]\nmeasured = false\n")
+    if setup == "coverage alone":
+        alone = target / "alone.coveragerc"
+        alone.write_text("[run]\ndata_file = alone.coverage\nsource = shop\nparallel = True\n"
+                         "patch = fork, _exit\n")
+        text = text.replace("    SHOP_REDIS_URL = redis://127.0.0.1:{redis_port}/0\nready_output",
+                            "    SHOP_REDIS_URL = redis://127.0.0.1:{redis_port}/0\n"
+                            f"    COVERAGE_PROCESS_START = {alone}\nready_output")
     rcfile.write_text(text.replace("reports = term-missing, html", "reports = json"))
     return target
 
@@ -79,17 +92,19 @@ def main() -> None:
     args = parser.parse_args()
     rounds, tasks = (1, 40) if args.quick else (args.rounds, args.tasks)
     with tempfile.TemporaryDirectory() as tmp:
-        folders = {name: project(Path(tmp), name == "measured")
-                   for name in ("unmeasured", "measured")}
+        folders = {name: project(Path(tmp), name) for name in SETUPS}
         figures = alternate(rounds, {name: (lambda f=folder: tasks_per_second(f, tasks))
                                      for name, folder in folders.items()})
     medians = {name: round(median(values), 1) for name, values in figures.items()}
     ratio = medians["measured"] / medians["unmeasured"]
+    alone = medians["coverage alone"] / medians["unmeasured"]
     print(f"celery prefork -c 2, {tasks} tasks x {rounds} rounds: tasks/s unmeasured "
-          f"{medians['unmeasured']}, measured {medians['measured']} ({ratio:.0%})")
+          f"{medians['unmeasured']}, coverage alone {medians['coverage alone']} ({alone:.0%}), "
+          f"servercov {medians['measured']} ({ratio:.0%})")
     if not args.quick:
         record("workers", {"rounds": rounds, "tasks": tasks, "median_tasks_per_s": medians,
                            "measured_over_unmeasured": round(ratio, 3),
+                           "coverage_alone_over_unmeasured": round(alone, 3),
                            "all": {k: [round(v, 1) for v in vs] for k, vs in figures.items()}})
 
 
