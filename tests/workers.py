@@ -83,6 +83,8 @@ def set_celery(project: Path, command: str, *, contexts: bool = False,
                   text)
     if contexts:
         extra += "contexts = test\n"
+    if " gevent " in command:  # coverage must follow the greenlets (servercov says so)
+        text = text.replace("[run]\n", "[run]\nconcurrency = gevent, thread\n", 1)
     rcfile.write_text(text + extra)
 
 

@@ -35,6 +35,7 @@ POOLS = {
     "prefork -c 2 (the example as it is)": None,
     "prefork -c 2 --max-tasks-per-child 1": CELERY + "prefork -c 2 --max-tasks-per-child 1",
     "threads -c 4": CELERY + "threads -c 4",
+    "gevent -c 4, [run] concurrency = gevent, thread": CELERY + "gevent -c 4",
 }
 
 
