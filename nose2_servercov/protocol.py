@@ -15,7 +15,7 @@ The conversations:
 - **Registration and accounting** (run folder, ``SERVERCOV_RUN_DIR``): every
   measured process writes ``proc.<pid>`` (:data:`REGISTRATION_KEYS`) before it
   serves, ``exit.<pid>`` when it reaches an orderly exit, ``problem.<pid>``
-  when its data cannot be trusted.
+  when its data cannot be trusted, ``labels.<pid>`` when it dropped test labels.
 - **The save exchange** (control folder, ``SERVERCOV_CONTROL``): one request
   and answer used by snapshots, autosave and the save before a stop signal.
   The runner writes a generation number into ``request`` (higher than every
@@ -149,6 +149,21 @@ def stop_request_file(pid: int) -> str:
 def stop_answer_file(pid: int) -> str:
     """Return the name of a serve's final total and report places for ``stop`` ``pid``."""
     return f"stop.{pid}.answer"
+
+
+# --- labels (X-Servercov-Context) ---------------------------------------------------------
+# A label longer than this, not printable, or holding one of these characters is dropped:
+# the request is served under DROPPED_LABEL, and its process counts it in labels.<pid>.
+LABEL_MAX_CHARS = 300
+LABEL_FORBIDDEN = '<>&"'
+DROPPED_LABEL = "servercov-dropped-label"
+LABEL_EXAMPLE_CHARS = 60  # how much of a dropped label the count keeps, as an example
+LABEL_COUNT_KEYS = ("dropped", "example")  # labels.<pid>, JSON
+
+
+def labels_file(pid: int) -> str:
+    """Return the name of the file where ``pid`` counts the labels it dropped (run folder)."""
+    return f"labels.{pid}"
 
 
 # --- state keys ---------------------------------------------------------------------------

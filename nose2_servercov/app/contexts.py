@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from nose2_servercov.app import labels
 from nose2_servercov.protocol import CONTEXTS_VARIABLE
 
 # The label of the request this thread or task serves now: a context variable,
@@ -59,6 +60,7 @@ class ContextSwitch:
         self.loop_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __call__(self, label: str) -> None:
+        label = labels.checked(label)  # no markup, no 10 kB label into the data
         coverage = sys.modules.get("coverage")  # only where coverage already runs
         cov = coverage.Coverage.current() if coverage else None
         if cov is None or self.current == (id(cov), label):
@@ -116,6 +118,7 @@ class ContextSwitch:
         # Imported here: only this rare path needs the in-server code.
         from nose2_servercov.inserver.registration import report_problem
 
+        label = labels.checked(label)  # the problem line shows it: no markup, no 10 kB
         report_problem(f"a request held the test context for over {self.HOLD_TIMEOUT:g} s: "
                        f"a request for {label or 'no test'!r} ran beside it, and the lines "
                        "of both may be recorded under either test's context")

@@ -223,6 +223,12 @@ def _add_collect_options(collect: argparse.ArgumentParser) -> None:
     collect.add_argument("--control-token-file", metavar="FILE",
                          help=f"file holding the agents' token (default: "
                               f"${CONTROL_TOKEN_VARIABLE})")
+    collect.add_argument("--control-ca", metavar="FILE",
+                         help="PEM file of the CA that signed the agents' certificates "
+                              "(default: the system's, or $SSL_CERT_FILE)")
+    collect.add_argument("--control-insecure", action="store_true",
+                         help="send the token over plain HTTP to agents on other hosts (a "
+                              "private network only: the token crosses it in clear)")
     collect.add_argument("urls", nargs="*", metavar="URL",
                          help="agent URLs, e.g. https://api-1:8765 (default: [servercov] "
                               "remotes)")

@@ -208,9 +208,8 @@ class LocalRun(MeasuredRun):
         atexit.register(accounting.remove_run_dir, self.run_dir)
         if self.control is None:
             self.control = self.run_dir
-        else:
-            self.control.mkdir(mode=0o700, exist_ok=True)
-            self.control.chmod(0o700)
+        else:  # the run lock made it this user's own already; made again if removed since
+            self.run_lock.make_folder()
         self.port = sections.pick_port(self.config.host, self.config.port,
                                        rcfile=self.config.rcfile, section="servercov")
         placed = sections.place(self.config, taken=[self.port])
@@ -392,4 +391,3 @@ class LocalRun(MeasuredRun):
                      f"{result.fail_under:g}")
         self.result = result
         return result
-

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from nose2_servercov import protocol
+from nose2_servercov import protocol, safefiles
 from nose2_servercov.inserver import coverage_private
 from nose2_servercov.inserver.registration import replace_atomically, report_problem, say
 
@@ -43,7 +43,7 @@ def open_wake_fifo(control: str) -> int | None:
             os.unlink(path)  # left by an ended process whose pid this one has now
         os.mkfifo(path, 0o600)
         # Read-write: opening does not wait for a writer, and reads never see an end.
-        return os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (OSError, AttributeError):  # AttributeError: no mkfifo on this system
         return None
 
@@ -80,6 +80,7 @@ def write_dump(cov: Coverage, control: str) -> bool:
     if not live and not (flushed and os.path.exists(flushed)):
         return False
     temporary = os.path.join(control, protocol.dump_temporary(os.getpid()))
+    safefiles.claim_new(temporary)  # ours, new: sqlite opens it by name and follows links
     dump = CoverageData(temporary)
     if flushed and os.path.exists(flushed):
         # A flush of this process writes that file under this lock.
