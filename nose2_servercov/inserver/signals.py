@@ -56,9 +56,25 @@ def _pool_parent() -> int | None:
     parent = process.parent_process() if process is not None else None
     if parent is not None and parent.pid == os.getppid():
         return int(parent.pid)
-    if _in_billiard_child() and os.getppid() != 1:
+    if _in_billiard_child() and os.getppid() != 1 and _run_is_stopping():
         return os.getppid()
     return None
+
+
+# A TERM this soon after the save the run asks for before its stop signal is the stop.
+STOP_WINDOW_SECONDS = 5.0
+
+
+def _run_is_stopping() -> bool:
+    """Return whether the run has just asked this process to save: its stop signal follows.
+
+    billiard also sends TERM to one child of its own accord (a hard time limit,
+    a revoke with terminate=True): that one must end the child at once, as
+    billiard wants.  Only the run's stop, which reaches the whole group, is left
+    to the parent.
+    """
+    dumps = sys.modules.get("nose2_servercov.inserver.dumps")
+    return bool(dumps is not None and dumps.answered_within(STOP_WINDOW_SECONDS))
 
 
 def _in_billiard_child() -> bool:
@@ -86,6 +102,7 @@ class _AfterParent:
     billiard ends a child at once on TERM (``sys.exit``): a TERM to the whole
     group, as servercov stops a section, would cut the child's task, where
     Celery's warm shutdown in the parent lets it finish and then ends the child.
+    Any other TERM (see _run_is_stopping) runs billiard's handler at once.
     """
 
     def __init__(self, handler: Any) -> None:

@@ -216,3 +216,49 @@ def test_a_task_running_at_the_stop_finishes_in_celerys_warm_shutdown(tmp_path):
     assert last in measured_lines(project / ".coverage", project / "shop")["tasks.py"]
     assert "lost data" not in run.stderr
     assert_no_leftovers(tmp_path)
+
+
+NAP_AND_SAY = '''
+
+@app.task
+def nap(seconds):
+    import pathlib, time
+    pathlib.Path("napping").write_text("")
+    time.sleep(seconds)
+    return "rested"
+'''
+REVOKE = KILL_A_CHILD.split("class Kill")[0] + '''
+import pathlib, time
+
+class Revoke(ServerTestCase):
+    def test_revoke_a_running_task(self):
+        os.environ["SHOP_REDIS_URL"] = f"redis://127.0.0.1:{os.environ['SERVERCOV_PORT_REDIS']}/0"
+        from shop import tasks
+        result = tasks.nap.delay(3)
+        deadline = time.monotonic() + 60
+        while not pathlib.Path("napping").exists():
+            assert time.monotonic() < deadline, "the task did not start"
+            time.sleep(0.02)
+        (child,) = children_of_celery()
+        tasks.app.control.revoke(result.id, terminate=True)
+        while child in children_of_celery():  # billiard ends it and forks another
+            assert time.monotonic() < deadline, "the revoked task's child did not end"
+            time.sleep(0.02)
+        tasks.app.close()
+'''
+
+
+def test_a_revoke_with_terminate_still_ends_the_task_at_once(tmp_path):
+    """Only the run's stop is left to the parent: billiard's own TERM ends a child at once."""
+    project = workers.shop_project(tmp_path)
+    workers.set_celery(project, CELERY + "prefork -c 1")
+    with open(project / "shop" / "tasks.py", "a") as tasks:
+        tasks.write(NAP_AND_SAY)
+    (project / "tests" / "test_revoke.py").write_text(REVOKE)
+    run = workers.run_tests(project, "test_revoke")
+    assert run.returncode == 0, run.stdout + run.stderr
+    last = len((project / "shop" / "tasks.py").read_text().splitlines())
+    measured = measured_lines(project / ".coverage", project / "shop")["tasks.py"]
+    assert last - 1 in measured and last not in measured  # slept, never returned
+    assert "lost data" not in run.stderr
+    assert_no_leftovers(tmp_path)
