@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,11 @@ from tests.support import (
     lines_differ,
     measured_lines,
     python_env,
+    run_servercov,
+    running_serve,
+    serve_state,
     servercov_lines,
+    stop_serve,
     stray_data_files,
     wait_for_file,
 )
@@ -261,4 +266,21 @@ def test_a_revoke_with_terminate_still_ends_the_task_at_once(tmp_path):
     measured = measured_lines(project / ".coverage", project / "shop")["tasks.py"]
     assert last - 1 in measured and last not in measured  # slept, never returned
     assert "lost data" not in run.stderr
+    assert_no_leftovers(tmp_path)
+
+
+def test_a_snapshot_holds_what_the_workers_ran_so_far_exactly(tmp_path):
+    project = workers.shop_project(tmp_path)
+    with running_serve(project) as serve:
+        url = serve_state(project, serve)["url"]
+        for path in ("/price/12", "/invoice/7"):
+            with urllib.request.urlopen(url + path, timeout=60) as answer:
+                assert answer.status == 200
+        snapshot = run_servercov(project, "snapshot")
+        assert snapshot.returncode == 0, snapshot.stderr
+        # The Celery children live on (their dumps); the RQ horse has ended (its data file).
+        assert_exact(project, tmp_path, ["/health", "/price/12", "/invoice/7"])
+        stop_serve(project, serve)
+    log = (project / "serve.log").read_text()
+    assert "section celery stopped by SIGTERM" in log and "section redis stopped" in log
     assert_no_leftovers(tmp_path)
