@@ -118,12 +118,14 @@ def all_paths(tests: Sequence[str] = tuple(SHOP_PLAN)) -> list[str]:
 
 
 README_COMMAND = "python -m nose2 -s tests --with-servercov --servercov-rcfile .apirc"
+README_PYTEST = "python -m pytest tests --servercov --servercov-rcfile .apirc"
 
 
-def run_tests(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the example's tests under nose2 with servercov, as its README says."""
+def run_tests(project: Path, *args: str,
+              command: str = README_COMMAND) -> subprocess.CompletedProcess[str]:
+    """Run the example's tests under nose2 (or ``command``) with servercov, as its README says."""
     return subprocess.run(
-        [sys.executable, *README_COMMAND.split()[1:], *args], cwd=project,
+        [sys.executable, *command.split()[1:], *args], cwd=project,
         env=python_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}"
                             f"{os.environ.get('PATH', '')}"),
         capture_output=True, text=True, timeout=RUN_TIMEOUT)

@@ -284,3 +284,14 @@ def test_a_snapshot_holds_what_the_workers_ran_so_far_exactly(tmp_path):
     log = (project / "serve.log").read_text()
     assert "section celery stopped by SIGTERM" in log and "section redis stopped" in log
     assert_no_leftovers(tmp_path)
+
+
+def test_the_example_runs_under_pytest_as_its_readme_says(tmp_path):
+    assert workers.README_PYTEST in (workers.EXAMPLE / "README.md").read_text()
+    project = workers.shop_project(tmp_path)
+    run = workers.run_tests(project, "-p", "no:cacheprovider", command=workers.README_PYTEST)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "4 passed" in run.stdout and "lost data" not in run.stdout + run.stderr
+    assert stops(run.stdout + run.stderr) == STOP_ORDER
+    assert_exact(project, tmp_path, workers.all_paths())
+    assert_no_leftovers(tmp_path)
