@@ -295,3 +295,64 @@ def test_the_example_runs_under_pytest_as_its_readme_says(tmp_path):
     assert stops(run.stdout + run.stderr) == STOP_ORDER
     assert_exact(project, tmp_path, workers.all_paths())
     assert_no_leftovers(tmp_path)
+
+
+NAP_JOB = '''
+
+def nap(seconds):
+    import pathlib, time
+    pathlib.Path("napping").write_text("")
+    time.sleep(seconds)
+'''
+KILL_A_HORSE = '''
+import os, pathlib, signal, time
+from redis import Redis
+from rq import Queue
+from nose2_servercov import ServerTestCase
+
+def horses():
+    """RQ's work horses: rq processes whose parent is an rq process, in this folder."""
+    def command(pid):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and b"rq.cli" in command(entry):
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = f.read().rsplit(")", 1)[1].split()[1]
+                if b"rq.cli" in command(parent) and os.path.samefile(
+                        f"/proc/{entry}/cwd", os.getcwd()):
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+class KillHorse(ServerTestCase):
+    def test_kill_the_horse_mid_job(self):
+        from shop import jobs
+        redis = Redis(port=int(os.environ["SERVERCOV_PORT_REDIS"]))
+        Queue("shop", connection=redis).enqueue(jobs.nap, 60)
+        deadline = time.monotonic() + 60
+        while not pathlib.Path("napping").exists():
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.02)
+        (horse,) = horses()
+        pathlib.Path("killed").write_text(str(horse))
+        os.kill(horse, signal.SIGKILL)
+'''
+
+
+def test_an_rq_work_horse_killed_is_named_with_its_section_and_fails_the_run(tmp_path):
+    project = workers.shop_project(tmp_path)
+    with open(project / "shop" / "jobs.py", "a") as jobs:
+        jobs.write(NAP_JOB)
+    (project / "tests" / "test_kill_horse.py").write_text(KILL_A_HORSE)
+    run = workers.run_tests(project, "test_kill_horse")
+    assert run.returncode == 1, run.stdout + run.stderr
+    killed = (project / "killed").read_text()
+    lost = [line for line in servercov_lines(run.stderr) if line.startswith("servercov: lost")]
+    assert lost and lost[0].startswith(f"servercov: lost data: [servercov:rq] pid {killed} "), \
+        run.stderr
+    assert len(lost) == 1, lost
+    assert_no_leftovers(tmp_path)
