@@ -13,14 +13,12 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from tests.sections_support import redis_server
 from tests.support import REPO, RUN_TIMEOUT, measured_lines, python_env
 
 EXAMPLE = REPO / "examples" / "workers"
@@ -35,35 +33,11 @@ CELERY_PREFORK = "{python} -m celery -A shop.tasks worker --pool prefork -c 2 --
 CELERY_THREADS = "{python} -m celery -A shop.tasks worker --pool threads -c 4 --loglevel INFO"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_redis(folder: Path) -> Iterator[str]:
-    """Start a real redis-server on a free port, in ``folder``; yield its URL; end it by pid."""
-    port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            assert redis.poll() is None, "redis-server ended at start"
-            assert time.monotonic() < deadline, "redis-server did not listen within 30 s"
-            time.sleep(0.02)
+    """Start a real redis-server on a free port, in ``folder``; yield its URL; end it after."""
+    with redis_server(folder) as port:
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        redis.send_signal(signal.SIGTERM)
-        try:
-            redis.wait(30)
-        except subprocess.TimeoutExpired:
-            redis.kill()
-            redis.wait()
 
 
 def shop_project(tmp_path: Path) -> Path:
