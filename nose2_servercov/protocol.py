@@ -57,6 +57,8 @@ RUN_VARIABLES = (RUN_DIR_VARIABLE, CONTROL_VARIABLE, AUTOSAVE_VARIABLE)
 # --- HTTP ---------------------------------------------------------------------------------
 TOKEN_HEADER = "X-Servercov-Token"
 CONTEXT_HEADER = "X-Servercov-Context"
+# A queued job's label (contexts = test): a Celery message header, an RQ job's meta key.
+JOB_CONTEXT_KEY = "servercov_context"
 DEFAULT_SHUTDOWN_PATH = "/servercov/shutdown/"
 AGENT_DATA_TYPE = "application/x-coverage-data"
 AGENT_PROBLEM_HEADER = "X-Servercov-Problem"

@@ -148,6 +148,7 @@ class SaveRequests:
         dumped = write_dump(cov, self.control)
         replace_atomically(self.answer, protocol.format_answer(generation, dumped=dumped))
         self.answered = generation
+        _answered_at[:] = [time.monotonic()]
 
     def autosave_if_due(self, cov: Coverage) -> None:
         """Write the dump if autosave's time has come and the process ran new lines."""
@@ -195,6 +196,16 @@ def _answer_requests(control: str, autosave: float, wake: int | None) -> None:
 
 
 _answering_pid: list[int] = []  # the pid whose answering thread runs (once per process)
+_answered_at: list[float] = []  # when this process last answered a save request
+
+
+def answered_within(seconds: float) -> bool:
+    """Return whether this process answered a save request in the last ``seconds``.
+
+    The run asks every process to save just before it sends the stop signal, so
+    a TERM that comes right after an answer is, almost surely, the run's stop.
+    """
+    return bool(_answered_at) and time.monotonic() - _answered_at[0] < seconds
 
 
 def start_answering() -> None:
@@ -203,6 +214,7 @@ def start_answering() -> None:
     if not control or _answering_pid == [os.getpid()]:
         return
     _answering_pid[:] = [os.getpid()]
+    _answered_at.clear()  # the parent's answers are not this process's
     try:
         autosave = float(os.environ.get(protocol.AUTOSAVE_VARIABLE) or 0)
         wake = open_wake_fifo(control)  # before the registration, which requests look for
