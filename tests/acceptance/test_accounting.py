@@ -209,7 +209,7 @@ def bare_python() -> str:
     own python3 (Debian's, which has no coverage).
     """
     if shutil.which("pyenv") is None:
-        python = Path(sys.base_prefix) / "bin" / "python3"
+        python = Path(sys.base_prefix) / "bin" / "python{}.{}".format(*sys.version_info[:2])
         assert python.exists(), f"no pyenv and no {python}"
     else:
         found = subprocess.run(["pyenv", "prefix", "3.12.1"], capture_output=True, text=True)
