@@ -81,11 +81,17 @@ class ContextSwitch:
             rearm = None
             if monitoring is not None and cov.get_option("run:core") not in ("ctrace",
                                                                               "pytrace"):
-                from nose2_servercov.inserver import coverage_private
+                from nose2_servercov.inserver import coverage_private, registration
 
                 rearm = functools.partial(coverage_private.rearm_sysmon, cov)
-                quiet = list(cov.get_option("run:disable_warnings") or ())
-                cov.set_option("run:disable_warnings", [*quiet, "no-sysmon-context"])
+                refusal = coverage_private.sysmon_contexts_refusal()  # this process's coverage
+                if refusal:  # a server whose coverage is not the engine's
+                    registration.report_problem(
+                        f"contexts = test under sys.monitoring: {refusal}: the contexts of "
+                        "this process may miss lines; set [servercov] core = ctrace")
+                else:
+                    quiet = list(cov.get_option("run:disable_warnings") or ())
+                    cov.set_option("run:disable_warnings", [*quiet, "no-sysmon-context"])
             self.rearm = (id(cov), rearm)
         return self.rearm[1]
 
