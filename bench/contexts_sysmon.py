@@ -41,10 +41,11 @@ def main() -> int:
         project = throughput.scenario_project(Path(folder), run=f"branch = {args.branch}\n")
         rc = project / ".apirc"
         rc.write_text(rc.read_text().replace("branch = True\n", ""))
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
             figures["none"].append(throughput.plain(project, "gunicorn", args.seconds,
                                                     coverage=False, core_env=env))
-            for name, contexts in (("off", False), ("labelled", True)):
+            order = (("off", False), ("labelled", True))
+            for name, contexts in order if round_ % 2 else order[::-1]:  # no order bias
                 figures[name].append(throughput.servercov(project, "gunicorn", args.seconds,
                                                           contexts=contexts, core_env=env))
     median = {name: statistics.median(values) for name, values in figures.items()}
