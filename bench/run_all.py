@@ -24,6 +24,7 @@ SCRIPTS = (
     ("snapshot_latency.py",),
     ("report_time.py",),
     ("rss.py",),
+    ("workers.py",),
     ("throughput.py",),
     ("throughput.py", "--branch", "--servers", "gunicorn"),
     ("throughput.py", "--servers", "uwsgi", "--uwsgi-threads", "1"),

@@ -15,7 +15,7 @@ The conversations:
 - **Registration and accounting** (run folder, ``SERVERCOV_RUN_DIR``): every
   measured process writes ``proc.<pid>`` (:data:`REGISTRATION_KEYS`) before it
   serves, ``exit.<pid>`` when it reaches an orderly exit, ``problem.<pid>``
-  when its data cannot be trusted.
+  when its data cannot be trusted, ``labels.<pid>`` when it dropped test labels.
 - **The save exchange** (control folder, ``SERVERCOV_CONTROL``): one request
   and answer used by snapshots, autosave and the save before a stop signal.
   The runner writes a generation number into ``request`` (higher than every
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 URL_VARIABLE = "SERVERCOV_URL"  # the base URL, for tests and server processes
 TOKEN_VARIABLE = "SERVERCOV_TOKEN"  # the per-run secret of the app's control route
 CONTEXTS_VARIABLE = "SERVERCOV_CONTEXTS"  # "test" when contexts = test
+VARIABLE_PREFIX = "SERVERCOV_"  # every variable of ours starts so
+# The tests' view of each [servercov:NAME] section with a port (NAME upper-cased, - as _).
+SECTION_URL_PREFIX = "SERVERCOV_URL_"
+SECTION_PORT_PREFIX = "SERVERCOV_PORT_"
 RUN_DIR_VARIABLE = "SERVERCOV_RUN_DIR"  # the run folder: registrations, exits, problems
 CONTROL_VARIABLE = "SERVERCOV_CONTROL"  # the control folder: the save exchange
 AUTOSAVE_VARIABLE = "SERVERCOV_AUTOSAVE"  # seconds between automatic dumps
@@ -53,6 +57,8 @@ RUN_VARIABLES = (RUN_DIR_VARIABLE, CONTROL_VARIABLE, AUTOSAVE_VARIABLE)
 # --- HTTP ---------------------------------------------------------------------------------
 TOKEN_HEADER = "X-Servercov-Token"
 CONTEXT_HEADER = "X-Servercov-Context"
+# A queued job's label (contexts = test): a Celery message header, an RQ job's meta key.
+JOB_CONTEXT_KEY = "servercov_context"
 DEFAULT_SHUTDOWN_PATH = "/servercov/shutdown/"
 AGENT_DATA_TYPE = "application/x-coverage-data"
 AGENT_PROBLEM_HEADER = "X-Servercov-Problem"
@@ -143,6 +149,21 @@ def stop_request_file(pid: int) -> str:
 def stop_answer_file(pid: int) -> str:
     """Return the name of a serve's final total and report places for ``stop`` ``pid``."""
     return f"stop.{pid}.answer"
+
+
+# --- labels (X-Servercov-Context) ---------------------------------------------------------
+# A label longer than this, not printable, or holding one of these characters is dropped:
+# the request is served under DROPPED_LABEL, and its process counts it in labels.<pid>.
+LABEL_MAX_CHARS = 300
+LABEL_FORBIDDEN = '<>&"'
+DROPPED_LABEL = "servercov-dropped-label"
+LABEL_EXAMPLE_CHARS = 60  # how much of a dropped label the count keeps, as an example
+LABEL_COUNT_KEYS = ("dropped", "example")  # labels.<pid>, JSON
+
+
+def labels_file(pid: int) -> str:
+    """Return the name of the file where ``pid`` counts the labels it dropped (run folder)."""
+    return f"labels.{pid}"
 
 
 # --- state keys ---------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 The runner (nose2, pytest) sends each test's label in ``X-Servercov-Context``;
 the helpers hand it to the process's :class:`ContextSwitch` and release their
 turn once the request is over (:class:`ReleaseAfterClose` for a WSGI body).
+:func:`serving_label` tells the code a request runs (a view enqueuing a job)
+which label it is served under, so the label can travel with the job.
 """
 
 from __future__ import annotations
@@ -13,9 +15,20 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
+from nose2_servercov.app import labels
 from nose2_servercov.protocol import CONTEXTS_VARIABLE
+
+# The label of the request this thread or task serves now: a context variable,
+# so that it follows the request into the views (a thread, an asyncio task).
+_serving: ContextVar[str | None] = ContextVar("servercov_serving", default=None)
+
+
+def serving_label() -> str | None:
+    """Return the label of the request being served here; None outside a held request."""
+    return _serving.get()
 
 
 def switch_if_wanted() -> ContextSwitch | None:
@@ -50,6 +63,7 @@ class ContextSwitch:
         self.loop_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __call__(self, label: str) -> None:
+        label = labels.checked(label)  # no markup, no 10 kB label into the data
         coverage = sys.modules.get("coverage")  # only where coverage already runs
         cov = coverage.Coverage.current() if coverage else None
         if cov is None or self.current == (id(cov), label):
@@ -100,7 +114,7 @@ class ContextSwitch:
         if not self.serial.acquire(timeout=self.HOLD_TIMEOUT):
             return self._held_too_long(label)
         self._enter(label)
-        return once(self.serial.release)
+        return once(self._releaser(self.serial.release))
 
     async def hold_async(self, label: str) -> Callable[[], None]:
         """:meth:`hold` for a request on an event loop, whose turn comes at an ``await``.
@@ -129,6 +143,7 @@ class ContextSwitch:
         return once(release)
 
     def _enter(self, label: str) -> None:
+        _serving.set(label)
         # An unlabelled request (a ready check, a person at the browser) keeps the
         # context it finds: switching to "" made serve's data unreadable to the
         # accounting (test_browser: "ran no code"), cause not yet found.
@@ -139,11 +154,20 @@ class ContextSwitch:
         # Imported here: only this rare path needs the in-server code.
         from nose2_servercov.inserver.registration import report_problem
 
+        label = labels.checked(label)  # the problem line shows it: no markup, no 10 kB
         report_problem(f"a request held the test context for over {self.HOLD_TIMEOUT:g} s: "
                        f"a request for {label or 'no test'!r} ran beside it, and the lines "
                        "of both may be recorded under either test's context")
         self(label)
+        _serving.set(label)
         return lambda: None
+
+    @staticmethod
+    def _releaser(release: Callable[[], None]) -> Callable[[], None]:
+        def release_and_forget() -> None:
+            _serving.set(None)  # in the releasing thread's context: the request is over
+            release()
+        return release_and_forget
 
 
 def once(release: Callable[[], None]) -> Callable[[], None]:

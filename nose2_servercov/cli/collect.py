@@ -21,8 +21,9 @@ def collect(args: argparse.Namespace) -> int:
     config = load_config(find_rcfile(args.rcfile), require_command=False)
     urls = remote.agent_urls(args.urls, config)
     token = agent.read_token(args.control_token_file)
+    remote.refuse_token_in_clear(urls, token=token, insecure=args.control_insecure)
     collected = remote.collect(config, urls, token=token, stop=args.stop, out=sys.stdout,
-                               err=sys.stderr)
+                               err=sys.stderr, ca_file=args.control_ca)
     if collected.failed:
         say(f"error: {collected.failures()}")
         return ERROR

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 
 from nose2_servercov import __version__
 from nose2_servercov.engine.command import CommandNotFound
-from nose2_servercov.engine.config import ServerConfig, find_rcfile, key_reference, load_config
+from nose2_servercov.engine.config import (
+    ServerConfig,
+    find_rcfile,
+    key_reference,
+    load_config,
+    section_reference,
+)
 from nose2_servercov.errors import LostDataError, ServercovError, describe_error
 from nose2_servercov.protocol import CONTROL_TOKEN_VARIABLE, URL_VARIABLE
 
@@ -143,7 +149,7 @@ def _execute(args: argparse.Namespace) -> int:
 
         return collect.collect(args)
     if args.subcommand == "keys":
-        sys.stdout.write(key_reference())
+        sys.stdout.write(key_reference() + "\n" + section_reference())
         return 0
     from nose2_servercov.cli import snapshot
 
@@ -217,6 +223,12 @@ def _add_collect_options(collect: argparse.ArgumentParser) -> None:
     collect.add_argument("--control-token-file", metavar="FILE",
                          help=f"file holding the agents' token (default: "
                               f"${CONTROL_TOKEN_VARIABLE})")
+    collect.add_argument("--control-ca", metavar="FILE",
+                         help="PEM file of the CA that signed the agents' certificates "
+                              "(default: the system's, or $SSL_CERT_FILE)")
+    collect.add_argument("--control-insecure", action="store_true",
+                         help="send the token over plain HTTP to agents on other hosts (a "
+                              "private network only: the token crosses it in clear)")
     collect.add_argument("urls", nargs="*", metavar="URL",
                          help="agent URLs, e.g. https://api-1:8765 (default: [servercov] "
                               "remotes)")
@@ -246,6 +258,7 @@ def report_end(session: MeasuredRun) -> tuple[str | None, int]:
     if outcome is not None and outcome.exited_early:
         problem = (f"the server exited with code {outcome.exit_code} before the end; what it "
                    "executed until then is kept")
+    problem = "; ".join(([problem] if problem else []) + session.stop_problems()) or None
     try:
         result = session.finish()
     except LostDataError as exc:

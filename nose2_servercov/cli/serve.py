@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nose2_servercov import __version__
@@ -37,9 +38,10 @@ from nose2_servercov.engine.stopsignals import (
     ignore_stop_signals,
     on_stop_signals,
 )
-from nose2_servercov.errors import ServeError, ServercovError
+from nose2_servercov.errors import ServeError, ServercovError, describe_error
 
 if TYPE_CHECKING:
+    from nose2_servercov.engine.run import LocalRun
     from nose2_servercov.remote.agent import ControlAgent
 
 CONTROL_FLAGS = ("control_token_file", "control_cert", "control_key", "control_insecure")
@@ -61,6 +63,19 @@ def serve(args: argparse.Namespace) -> int:
         raise
     control.close(status=status)
     return status
+
+
+def _report_end(session: LocalRun, path: Path) -> tuple[str | None, int]:
+    """Stop and report; a report that failed is told to every waiting ``servercov stop``.
+
+    Else ``stop`` would find the serve gone and its state removed, and claim
+    the final reports were written.
+    """
+    try:
+        return report_end(session)
+    except ServercovError as exc:
+        tell_stoppers(path, ERROR, final_lines(None, [], describe_error(exc)), reported=False)
+        raise
 
 
 def control_agent(args: argparse.Namespace) -> ControlAgent | None:
@@ -103,11 +118,12 @@ def _serve(config: ServerConfig, control: ControlAgent | None, *, verbose: bool)
         finally:
             ignore_stop_signals()
             with final_report(path):
-                problem, status = report_end(session)
+                problem, status = _report_end(session, path)
     if problem:
         say(f"error: {problem}")
     status = LOST_DATA if status == LOST_DATA else ERROR if problem else status
     result = session.result
     tell_stoppers(path, status, final_lines(result.total if result else None,
-                                            result.place_lines() if result else [], problem))
+                                            result.place_lines() if result else [], problem),
+                  reported=result is not None)
     return status

@@ -15,26 +15,24 @@ import atexit
 import os
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
 from coverage.config import CoverageConfig
 
-from nose2_servercov import procfs, protocol
-from nose2_servercov.engine import data
+from nose2_servercov import protocol
+from nose2_servercov.engine import data, sections
 from nose2_servercov.engine.config import ServerConfig, cores, greenlets, known_bugs, preflight
 from nose2_servercov.engine.data import accounting, exchange
-from nose2_servercov.engine.server import network, route_advice
 from nose2_servercov.engine.server.process import ServerProcess, StopOutcome
 from nose2_servercov.engine.server.runlock import RunLock
-from nose2_servercov.engine.server.wrongport import WrongPortWatch
+from nose2_servercov.engine.server.service import Readiness, Service, Stopping
 from nose2_servercov.errors import (
     ConfigError,
     DataError,
     LostDataError,
     ServerStartError,
-    describe_os_error,
 )
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "bootstrap"
@@ -80,6 +78,10 @@ class MeasuredRun(abc.ABC):
     @abc.abstractmethod
     def stop(self, *, quiet: bool = False) -> StopOutcome | None:
         """Stop the server; idempotent.  ``quiet``: the way out after a failure."""
+
+    def stop_problems(self) -> list[str]:
+        """Return what went wrong beside the server, once stopped: a section that ended early."""
+        return []
 
     @abc.abstractmethod
     def finish(self) -> data.ReportResult:
@@ -127,16 +129,29 @@ class LocalRun(MeasuredRun):
         self.result: data.ReportResult | None = None  # the final report's, once written
         self.token = secrets.token_urlsafe(32)
         self.port = config.port
-        self.process: ServerProcess | None = None
+        self.process: ServerProcess | None = None  # the server's, once started
+        self.service: Service | None = None
+        self.sections: sections.Sections | None = None  # the [servercov:NAME] ones
+        self._section_of: dict[int, str] = {}  # pid -> NAME, seen before the stop
         self.run_lock = RunLock(data.control_dir(self.settings), say=self.say)
         refused = known_bugs.refusal(config.command, config.cwd, self.server_env())
         if refused:  # before anything starts
             raise ConfigError(f"{config.rcfile}: [servercov] command: {refused}")
 
-    def server_env(self) -> dict[str, str]:
-        """Return the server's environment: ours, the config's, and what measures it."""
+    def test_env(self) -> dict[str, str]:
+        """Return what every test process sees: the server's URL, and every section's."""
+        env = super().test_env()
+        if self.sections is not None:
+            env.update(self.sections.test_env())
+        return env
+
+    def server_env(self, own: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Return a measured process's environment: ours, its config's, what measures it."""
         env = dict(os.environ)
-        env.update(self.config.env)
+        values = {**(self.sections.values() if self.sections else {}), "host": self.config.host,
+                  "port": str(self.port), "url": self.url}
+        env.update({name: sections.fill(value, values)
+                    for name, value in (self.config.env if own is None else own).items()})
         python_path = [str(BOOTSTRAP_DIR)] + [p for p in [env.get("PYTHONPATH")] if p]
         env.update(self.test_env())
         env.update({
@@ -158,50 +173,13 @@ class LocalRun(MeasuredRun):
                 env[protocol.AUTOSAVE_VARIABLE] = f"{self.config.autosave:g}"
         return env
 
-    def _pick_port(self) -> int:
-        host, port = self.config.host, self.config.port
-        if port == 0:
-            try:
-                return network.pick_free_port(host)
-            except OSError as exc:
-                raise ServerStartError(
-                    f"{self.config.rcfile}: [servercov] host: no free port to listen on at "
-                    f"{host} ({describe_os_error(exc)}); expected an address of "
-                    "this machine") from None
-        if network.port_accepts(host, port):
-            raise ServerStartError(
-                f"port {port} on {host} is in use by another program: stop that program, "
-                f"or set another port (port = 0 picks a free one) in {self.config.rcfile} "
-                "[servercov]")
-        return port
-
     def _command(self) -> list[str]:
-        values = {"python": sys.executable, "host": self.config.host,
-                  "port": str(self.port), "url": self.url}
+        values = {**(self.sections.values() if self.sections else {}), "python": sys.executable,
+                  "host": self.config.host, "port": str(self.port), "url": self.url}
         return [word.format(**values) for word in self.config.command]
 
-    def _answers(self) -> bool:
-        """Return whether the server's port (or its ready_path) answers, not yet whose it is."""
-        if not self.config.ready_path:
-            return network.port_accepts(self.config.host, self.port, timeout=0.5)
-        try:
-            status = network.http_status("GET", self.url + self.config.ready_path, timeout=1.0)
-        except OSError:
-            return False
-        return status < 500
-
-    def _is_ready(self, port_watch: WrongPortWatch) -> bool:
-        assert self.process is not None
-        pid = self.process.pid
-        # Whatever answered must be our server, not a program that took the port.
-        if self._answers() and network.listener_owned_by(
-                self.port, procfs.group_members(pid)) is not False:
-            return True
-        port_watch.check(lambda: procfs.group_members(pid))  # a server listening elsewhere
-        return False
-
     def start(self) -> str:
-        """Start the server measured and wait until it is ready; return its URL.
+        """Start the sections, then the server, measured; wait until ready; return its URL.
 
         First the run lock (one run at a time per data folder: refused in one
         line, nothing started, nothing erased), then what an earlier run left
@@ -216,49 +194,71 @@ class LocalRun(MeasuredRun):
             return self._start()
         except BaseException:
             if self.process is None or self.process.stopped:
+                if self.sections is not None:  # the server never ran: nothing else will
+                    self.sections.stop(save=None, quiet=True)
+                if self.run_dir is not None:
+                    accounting.remove_run_dir(self.run_dir)
                 self.run_lock.release()  # nothing of this run is left to write data
             raise
 
-    def _start(self) -> str:
+    def _prepare(self) -> None:
+        """Make the run folder, choose every port, and title the report: nothing started yet."""
         data.erase_stale_data(self.settings)
         self.run_dir = accounting.make_run_dir()
         atexit.register(accounting.remove_run_dir, self.run_dir)
         if self.control is None:
             self.control = self.run_dir
-        else:
-            self.control.mkdir(mode=0o700, exist_ok=True)
-            self.control.chmod(0o700)
-        self.port = self._pick_port()
-        self.url = self.config.url.format(host=self.config.host, port=self.port).rstrip("/")
+        else:  # the run lock made it this user's own already; made again if removed since
+            self.run_lock.make_folder()
+        self.port = sections.pick_port(self.config.host, self.config.port,
+                                       rcfile=self.config.rcfile, section="servercov")
+        placed = sections.place(self.config, taken=[self.port])
+        self.url = self.config.url.format(
+            host=self.config.host, port=self.port,
+            **{k: v for p in placed for k, v in p.values().items()}).rstrip("/")
+        self.sections = sections.Sections(placed, config=self.config, token=self.token,
+                                          echo=self.err if self.verbose else None,
+                                          err=self.err, say=self.say)
         data.settings.title_the_html_report(self.settings, self.config.rcfile, self._command())
-        self.process = ServerProcess(
-            self._command(), cwd=self.config.cwd, env=self.server_env(), log=self.config.log,
-            echo=self.err if self.verbose else None)
+
+    def _start(self) -> str:
+        self._prepare()
+        assert self.sections is not None
+        atexit.register(self.stop)  # whatever is started from now on is stopped at exit
+        hold = self.run_lock.held()
+        self.sections.start(self.server_env({}), hold=hold)  # each adds its own env
+        config = self.config
+        self.service = service = Service(
+            self._command(), cwd=config.cwd, env=self.server_env(), log=config.log,
+            echo=self.err if self.verbose else None, rcfile=config.rcfile,
+            readiness=Readiness(config.host, self.port, self.url, config.ready_path, None,
+                                config.startup_timeout),
+            stopping=Stopping(config.shutdown_path, config.shutdown_method, config.stop_signal,
+                              config.shutdown_timeout, self.token))
+        service.start(hold=hold)
+        self.process = service.process
+        self.run_lock.record_server(service.pid)
         try:
-            self.process.start(stop_signal=self.config.stop_signal, hold=self.run_lock.held())
-        except ServerStartError:
-            self.process = None
-            accounting.remove_run_dir(self.run_dir)
-            raise
-        self.run_lock.record_server(self.process.pid)
-        atexit.register(self.stop)
-        awaited = (f"{self.url}{self.config.ready_path} to answer with a status < 500"
-                   if self.config.ready_path else f"port {self.port} to accept connections")
-        watch = WrongPortWatch(self.port, rcfile=self.config.rcfile, tail=self.process.tail)
-        try:
-            seconds = self.process.wait_until_ready(
-                lambda: self._is_ready(watch), timeout=self.config.startup_timeout, awaited=awaited,
-                progress=self._show_progress(awaited) if self.err.isatty() else None)
+            seconds = service.wait_until_ready(
+                progress=self._show_progress(service.awaited()) if self.err.isatty() else None)
         except ServerStartError:
             self.stop(quiet=True)
-            accounting.remove_run_dir(self.run_dir)
             raise
         finally:
             if self.err.isatty():
                 self.err.write("\r\033[K")  # clear the progress line
-        self.say(f"server started: pid {self.process.pid}, {self.url}, "
-                 f"ready in {seconds:.2f} s, {self.core.describe()}, rcfile {self.config.rcfile}")
+        self.say(f"server started: pid {service.pid}, {self.url}, "
+                 f"ready in {seconds:.2f} s, {self.core.describe()}, rcfile {config.rcfile}")
         return self.url
+
+    def stop_problems(self) -> list[str]:
+        """Return the sections that ended with an error before the stop, one line each."""
+        return list(self.sections.problems) if self.sections is not None else []
+
+    def measured_groups(self) -> list[int]:
+        """Return the process group of every measured process: the server's, the sections'."""
+        groups = [self.process.pid] if self.process is not None else []
+        return groups + (self.sections.measured_groups() if self.sections else [])
 
     def guard(self, pid: int) -> None:
         """End ``pid`` (the test command of ``servercov run``) with the server if we die."""
@@ -277,41 +277,28 @@ class LocalRun(MeasuredRun):
             self.err.flush()
         return show
 
-    def _request_shutdown(self) -> str | None:
-        """Call the shutdown path; return why it did not work, None when it was delivered."""
-        assert self.config.shutdown_path
-        try:
-            status = network.http_status(
-                self.config.shutdown_method, self.url + self.config.shutdown_path,
-                headers={protocol.TOKEN_HEADER: self.token},
-                timeout=self.config.shutdown_timeout)
-        except ConnectionRefusedError:
-            return "the server refused the connection"
-        except TimeoutError:
-            return f"no answer within {self.config.shutdown_timeout:g} s"
-        except OSError as exc:
-            # No answer is no proof of a stop: the server may be crashing right now.
-            return f"the connection dropped before an answer ({exc})"
-        if status == 404:  # most often: the app was never given servercov's route
-            return route_advice.answered_404(self.config.shutdown_path, self._command(),
-                                             self.config.cwd)
-        if status >= 400:
-            return f"{self.config.shutdown_path} answered {status}"
-        return None
-
     def stop(self, *, quiet: bool = False) -> StopOutcome | None:
-        """Stop the server and reap its whole process group; idempotent."""
-        if self.process is None:
+        """Stop the server, then every section in reverse order; reap every group; idempotent."""
+        outcome = self._stop_server(quiet=quiet)
+        if self.sections is not None:
+            if not self._section_of and self.sections.started:
+                self._section_of = self.sections.members()
+            self.sections.stop(save=self._save_group, quiet=quiet,
+                               tail_on_notes=not self.verbose)
+        return outcome
+
+    def _stop_server(self, *, quiet: bool) -> StopOutcome | None:
+        if self.process is None or self.service is None:
             return None
         first = not self.process.stopped
         if first and self.run_dir is not None:
             self._alive_at_stop = frozenset(
                 pid for pid, proc in accounting.registrations(self.run_dir).items()
                 if proc.is_alive())
-        outcome = self.process.stop(
-            request_shutdown=self._request_shutdown if self.config.shutdown_path else None,
-            stop_signal=self.config.stop_signal, timeout=self.config.shutdown_timeout,
-            before_signal=self._save_before_signal)
+            if self.sections is not None:  # before any stop: who belongs to which section
+                self._section_of = self.sections.members()
+        outcome = self.service.stop(lambda: self._save_group(self.process.pid)
+                                    if self.process else [])
         self.run_lock.server_gone = not self.process.alive()  # then a next session may lock
         if first and not quiet:
             self.say(f"server stopped by {outcome.step} in {outcome.seconds:.2f} s")
@@ -321,13 +308,13 @@ class LocalRun(MeasuredRun):
                 self.err.write(self.process.tail() + "\n")
         return outcome
 
-    def _save_before_signal(self) -> list[str]:
-        """Have every measured process put its data on disk before a stop signal."""
-        if self.control is None or self.process is None:
+    def _save_group(self, pgid: int) -> list[str]:
+        """Have every measured process of group ``pgid`` put its data on disk before a signal."""
+        if self.control is None:
             return []
-        answers, notes = exchange.save_before_signal(self.control, self.process.pid,
+        answers, notes = exchange.save_before_signal(self.control, pgid,
                                                      timeout=self.config.shutdown_timeout)
-        self._answers_before_signal = answers
+        self._answers_before_signal = self._answers_before_signal.merged(answers)
         return notes
 
     def account(self, outcome: StopOutcome | None) -> accounting.Accounting:
@@ -340,6 +327,13 @@ class LocalRun(MeasuredRun):
             dumped_before_signal=self._answers_before_signal.dumped,
             empty_before_signal=self._answers_before_signal.empty)
         found = accounting.account(self.run_dir, self.settings, facts)
+        if self._section_of:
+            parents = {pid: proc.ppid for pid, proc in accounting.registrations(
+                self.run_dir).items()}
+            found.losses = [sections.with_section(line, self._section_of, parents)
+                            for line in found.losses]
+            found.warnings = [sections.with_section(line, self._section_of, parents)
+                              for line in found.warnings]
         prefix = "warning: lost data" if self.config.lost_data == "warn" else "lost data"
         for line in found.losses:
             self.say(f"{prefix}: {line}")
@@ -397,4 +391,3 @@ class LocalRun(MeasuredRun):
                      f"{result.fail_under:g}")
         self.result = result
         return result
-

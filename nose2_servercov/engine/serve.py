@@ -35,6 +35,7 @@ from nose2_servercov.engine.servestate import (
     ask_for_snapshot,
     exclusive,
     is_serve,
+    private_folder,
     read_state,
     running_serve,
     state_path,
@@ -63,6 +64,7 @@ def claim_state(rcfile: Path, *, say: Callable[[str], None]) -> Path:
     finds the state sends it at once, and its default would kill the serve.
     """
     path = state_path(rcfile)
+    private_folder(path.parent, make=False)  # before anything starts, not after
     previous = read_state(path)
     if previous is not None and previous.is_serve_for(rcfile):
         raise ServeError(f"a servercov serve is already running for {rcfile} "
@@ -120,7 +122,7 @@ def snapshot_answer(session: LocalRun, path: Path) -> SnapshotAnswer:
         assert session.process is not None
         config = session.config
         with exclusive(path):  # one report at a time: the agent may be taking one too
-            result = snapshot.take_snapshot(session.settings, session.process.pid,
+            result = snapshot.take_snapshot(session.settings, session.measured_groups(),
                                             config.reports, timeout=config.shutdown_timeout,
                                             out=out, err=err)
         for name, place in result.outputs:
@@ -168,9 +170,9 @@ def final_lines(total: float | None, places: list[str], problem: str | None) -> 
     return "".join(f"servercov: {line}\n" for line in lines)
 
 
-def tell_stoppers(path: Path, status: int, lines: str) -> None:
-    """Hand the final lines to every ``servercov stop`` waiting for this serve."""
-    answer_stop_requests(path, SnapshotAnswer(status, "", lines))
+def tell_stoppers(path: Path, status: int, lines: str, *, reported: bool) -> None:
+    """Hand the final lines, and whether the reports were written, to every waiting stop."""
+    answer_stop_requests(path, SnapshotAnswer(status, "", lines, reported))
 
 
 def stop_running_serve(config: ServerConfig) -> tuple[int, SnapshotAnswer | None]:

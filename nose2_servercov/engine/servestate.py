@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nose2_servercov import procfs, protocol
+from nose2_servercov import procfs, protocol, safefiles
 from nose2_servercov.engine.config import find_rcfile
 from nose2_servercov.errors import ServeError, ServercovError
 
@@ -73,13 +73,25 @@ class ServeState:
 
     def write(self, path: Path) -> None:
         """Write the state for this user only, atomically."""
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        path.parent.chmod(0o700)
+        private_folder(path.parent)
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self), f)
-        os.replace(temporary, path)
+        safefiles.replace_atomically(path, json.dumps(asdict(self)), temporary)
+
+
+def private_folder(folder: Path, *, make: bool = True) -> None:
+    """Make ``folder`` (``.servercov``) this user's own, or refuse it in one line.
+
+    ``make=False``: only refuse an existing one that is a symlink or another user's.
+    """
+    try:
+        if make:
+            safefiles.private_folder(folder)
+        else:
+            safefiles.check_private_folder(folder)
+    except safefiles.UnsafePlace as exc:
+        raise ServeError(f"{exc}: refused, since servercov writes its state there and "
+                         f"whoever controls it could redirect it; remove it ({folder.name} "
+                         "is made anew, mode 0700), or run from a folder of your own") from None
 
 
 def read_state(path: Path) -> ServeState | None:
@@ -194,11 +206,15 @@ def exclusive(path: Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class SnapshotAnswer:
-    """What the serve did with a snapshot request: the command's exit status and output."""
+    """What the serve did with a snapshot request: the command's exit status and output.
+
+    ``reported``: for ``servercov stop``, whether the final reports were written.
+    """
 
     status: int
     stdout: str
     stderr: str
+    reported: bool = True
 
 
 def ask_for_snapshot(state: ServeState, rcfile: Path, *, timeout: float) -> SnapshotAnswer:
@@ -251,11 +267,7 @@ def answer_snapshot_requests(path: Path, take: Callable[[], SnapshotAnswer]) -> 
 
 def _write_answer(destination: Path, answer: SnapshotAnswer) -> None:
     """Write ``answer`` for this user only, renamed into place whole."""
-    temporary = destination.with_name(f"{destination.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(answer), f)
-    os.replace(temporary, destination)
+    safefiles.replace_atomically(destination, json.dumps(asdict(answer)))
 
 
 def ask_for_final_total(rcfile: Path) -> Path:
@@ -296,12 +308,15 @@ def _leave_request(rcfile: Path, request_file: Callable[[int], str],
     an asker that still runs (a pid reused since is not it).
     """
     folder = state_path(rcfile).parent
+    try:
+        safefiles.check_private_folder(folder)
+    except safefiles.UnsafePlace as exc:
+        raise ServeError(f"{exc}: refused, since whoever controls it could redirect what "
+                         "servercov writes there; no serve was asked") from None
     request = folder / request_file(os.getpid())
     answer = folder / answer_file(os.getpid())
     answer.unlink(missing_ok=True)
-    temporary = request.with_name(f"{request.name}.tmp")
-    temporary.write_text(f"{procfs.start_time(os.getpid()) or 0}\n")
-    os.replace(temporary, request)
+    safefiles.replace_atomically(request, f"{procfs.start_time(os.getpid()) or 0}\n")
     return request, answer
 
 

@@ -122,6 +122,7 @@ class MeasuredTestRun:
                 end.problems.append(
                     f"the server exited with code {outcome.exit_code} while the tests ran; "
                     "what it executed until then is kept")
+            end.problems.extend(run.stop_problems())
             end.result = run.finish()
         except (ServercovError, OSError, ValueError) as exc:
             run.stop(quiet=True)

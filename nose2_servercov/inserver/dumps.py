@@ -24,7 +24,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from nose2_servercov import protocol
+from nose2_servercov import protocol, safefiles
 from nose2_servercov.inserver import coverage_private
 from nose2_servercov.inserver.registration import replace_atomically, report_problem, say
 
@@ -43,7 +43,7 @@ def open_wake_fifo(control: str) -> int | None:
             os.unlink(path)  # left by an ended process whose pid this one has now
         os.mkfifo(path, 0o600)
         # Read-write: opening does not wait for a writer, and reads never see an end.
-        return os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW)
     except (OSError, AttributeError):  # AttributeError: no mkfifo on this system
         return None
 
@@ -80,6 +80,7 @@ def write_dump(cov: Coverage, control: str) -> bool:
     if not live and not (flushed and os.path.exists(flushed)):
         return False
     temporary = os.path.join(control, protocol.dump_temporary(os.getpid()))
+    safefiles.claim_new(temporary)  # ours, new: sqlite opens it by name and follows links
     dump = CoverageData(temporary)
     if flushed and os.path.exists(flushed):
         # A flush of this process writes that file under this lock.
@@ -147,6 +148,7 @@ class SaveRequests:
         dumped = write_dump(cov, self.control)
         replace_atomically(self.answer, protocol.format_answer(generation, dumped=dumped))
         self.answered = generation
+        _answered_at[:] = [time.monotonic()]
 
     def autosave_if_due(self, cov: Coverage) -> None:
         """Write the dump if autosave's time has come and the process ran new lines."""
@@ -194,6 +196,16 @@ def _answer_requests(control: str, autosave: float, wake: int | None) -> None:
 
 
 _answering_pid: list[int] = []  # the pid whose answering thread runs (once per process)
+_answered_at: list[float] = []  # when this process last answered a save request
+
+
+def answered_within(seconds: float) -> bool:
+    """Return whether this process answered a save request in the last ``seconds``.
+
+    The run asks every process to save just before it sends the stop signal, so
+    a TERM that comes right after an answer is, almost surely, the run's stop.
+    """
+    return bool(_answered_at) and time.monotonic() - _answered_at[0] < seconds
 
 
 def start_answering() -> None:
@@ -202,6 +214,7 @@ def start_answering() -> None:
     if not control or _answering_pid == [os.getpid()]:
         return
     _answering_pid[:] = [os.getpid()]
+    _answered_at.clear()  # the parent's answers are not this process's
     try:
         autosave = float(os.environ.get(protocol.AUTOSAVE_VARIABLE) or 0)
         wake = open_wake_fifo(control)  # before the registration, which requests look for

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from nose2_servercov import procfs, protocol
+from nose2_servercov import procfs, protocol, safefiles
 from nose2_servercov.inserver import coverage_private
 
 
@@ -39,9 +39,9 @@ def report_problem(message: str) -> None:
     folder = run_dir()
     if folder:
         try:
-            with open(os.path.join(folder, protocol.problem_file(os.getpid())), "a") as f:
-                f.write(message + "\n")
-        except OSError:
+            safefiles.append_line(os.path.join(folder, protocol.problem_file(os.getpid())),
+                                  message)
+        except (OSError, safefiles.UnsafePlace):
             pass
 
 
@@ -52,9 +52,7 @@ def run_dir() -> str | None:
 
 def replace_atomically(path: str, text: str) -> None:
     """Write ``text`` into ``path`` so that a reader (or a SIGKILL) never meets half of it."""
-    with open(f"{path}.tmp", "w") as f:
-        f.write(text)
-    os.replace(f"{path}.tmp", path)
+    safefiles.replace_atomically(path, text)  # never through a link another user planted
 
 
 def register() -> None:

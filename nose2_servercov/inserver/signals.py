@@ -4,8 +4,8 @@ A process that dies of SIGTERM's default action runs no atexit, so coverage
 never saves.  Where the process has no SIGTERM handler of its own, servercov
 installs one that raises SystemExit, and wraps ``signal.signal`` so that a
 server resetting SIGTERM to its default later still gets this one.  A child
-of a process pool leaves the first TERM to its parent for a while (see
-DEFER_TO_PARENT_SECONDS).
+of a process pool (multiprocessing's, billiard's) leaves the first TERM to
+its parent for a while (see DEFER_TO_PARENT_SECONDS).
 """
 
 from __future__ import annotations
@@ -45,12 +45,73 @@ def _mark_exiting() -> None:
 
 
 def _pool_parent() -> int | None:
-    """Return the pid of the live multiprocessing parent that owns this process, if any."""
+    """Return the pid of the live pool parent that owns this process, if any.
+
+    multiprocessing's (hypercorn's and uvicorn's workers) or billiard's
+    (Celery's prefork children: Celery resets their TERM to the default, so a
+    TERM to the group would end a child in the middle of its task, where the
+    parent's warm shutdown lets the task finish and then ends the child).
+    """
     process = sys.modules.get("multiprocessing.process")
     parent = process.parent_process() if process is not None else None
-    if parent is None or parent.pid != os.getppid():
+    if parent is not None and parent.pid == os.getppid():
+        return int(parent.pid)
+    if _in_billiard_child() and os.getppid() != 1 and _run_is_stopping():
+        return os.getppid()
+    return None
+
+
+# A TERM this soon after the save the run asks for before its stop signal is the stop.
+STOP_WINDOW_SECONDS = 5.0
+
+
+def _run_is_stopping() -> bool:
+    """Return whether the run has just asked this process to save: its stop signal follows.
+
+    billiard also sends TERM to one child of its own accord (a hard time limit,
+    a revoke with terminate=True): that one must end the child at once, as
+    billiard wants.  Only the run's stop, which reaches the whole group, is left
+    to the parent.
+    """
+    dumps = sys.modules.get("nose2_servercov.inserver.dumps")
+    return bool(dumps is not None and dumps.answered_within(STOP_WINDOW_SECONDS))
+
+
+def _in_billiard_child() -> bool:
+    billiard = sys.modules.get("billiard.process")
+    return billiard is not None and billiard.current_process().name != "MainProcess"
+
+
+def _left_to_parent() -> bool:
+    """Return whether this TERM is left to a live pool parent; the first starts the watch."""
+    global _deferring
+    if _deferring and not _deferral_over:
+        return True  # the parent is ending this process its own way; the waiting thread watches
+    parent = None if _deferring else _pool_parent()
+    if parent is None:
+        return False
+    _deferring = True
+    threading.Thread(target=_wait_for_parent_then_exit, args=(parent,),
+                     name="servercov-term", daemon=True).start()
+    return True
+
+
+class _AfterParent:
+    """A billiard pool child's own TERM handler, run once the parent has had its time.
+
+    billiard ends a child at once on TERM (``sys.exit``): a TERM to the whole
+    group, as servercov stops a section, would cut the child's task, where
+    Celery's warm shutdown in the parent lets it finish and then ends the child.
+    Any other TERM (see _run_is_stopping) runs billiard's handler at once.
+    """
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+
+    def __call__(self, signum: int, frame: Any) -> Any:
+        if not _left_to_parent():
+            return self.handler(signum, frame)
         return None
-    return int(parent.pid)
 
 
 def _wait_for_parent_then_exit(parent: int) -> None:
@@ -74,18 +135,11 @@ def exit_on_sigterm(signum: int, frame: Any) -> None:
     DEFER_TO_PARENT_SECONDS (see there), and exits the orderly way if the
     parent has not ended it by then.
     """
-    global _deferring
     if _exiting:
         original_signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    if _deferring and not _deferral_over:
-        return  # the parent is ending this process its own way; the waiting thread watches
-    parent = None if _deferring else _pool_parent()
-    if parent is not None:
-        _deferring = True
-        threading.Thread(target=_wait_for_parent_then_exit, args=(parent,),
-                         name="servercov-term", daemon=True).start()
+    if _left_to_parent():
         return
     raise SystemExit(128 + signum)
 
@@ -100,13 +154,20 @@ def _signal(signalnum: Any, handler: Any) -> Any:
     main = threading.current_thread() is threading.main_thread()
     if signalnum == signal.SIGTERM and handler == signal.SIG_DFL and main:
         handler = exit_on_sigterm
-    previous = original_signal(signalnum, handler)
-    return signal.SIG_DFL if previous is exit_on_sigterm else previous
+    elif signalnum == signal.SIGTERM and callable(handler) and main and _in_billiard_child():
+        handler = _AfterParent(handler)
+    return _as_set(original_signal(signalnum, handler))
+
+
+def _as_set(handler: Any) -> Any:
+    """Return the handler as the process set it, not servercov's wrapping of it."""
+    if handler is exit_on_sigterm:
+        return signal.SIG_DFL
+    return handler.handler if isinstance(handler, _AfterParent) else handler
 
 
 def _getsignal(signalnum: Any) -> Any:
-    current = original_getsignal(signalnum)
-    return signal.SIG_DFL if current is exit_on_sigterm else current
+    return _as_set(original_getsignal(signalnum))
 
 
 def save_on_sigterm() -> None:

@@ -17,7 +17,13 @@ time: 401 without it, 403 when wrong.  Where the agent may listen:
 - any other address with a token over plain HTTP: refused unless
   ``--control-insecure`` says the network is private (a compose network, a
   pod), since the token would cross the network in clear text;
-- HTTPS with ``--control-cert`` and ``--control-key``: allowed everywhere.
+- HTTPS with ``--control-cert`` and ``--control-key``: allowed everywhere;
+- a token shorter than :data:`MIN_TOKEN` characters: refused for any address
+  but loopback (a short secret is guessed by anyone who can connect).
+
+The listener is :mod:`.listener`'s, hardened against every client: bounded
+connections, time, bytes and descriptors (why the standard library's server
+and not an HTTP library is said there).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import contextlib
 import datetime
 import hmac
 import http.server
+import io
 import ipaddress
 import json
 import os
@@ -44,9 +51,12 @@ from nose2_servercov.engine import data
 from nose2_servercov.engine.data import snapshot
 from nose2_servercov.engine.servestate import exclusive
 from nose2_servercov.errors import ServeError
+from nose2_servercov.remote import listener
 
 # How long a /stop answer waits for the serve to stop, combine and report.
 FINAL_TIMEOUT_STEPS = 3
+# The shortest token accepted where other hosts can connect.
+MIN_TOKEN = 16
 
 
 def _say(message: str) -> None:
@@ -122,6 +132,11 @@ class ControlAgent:
             raise ServeError(f"--control {options.address} is reachable from other hosts: it "
                              f"needs a token ({protocol.CONTROL_TOKEN_VARIABLE} or "
                              "--control-token-file); refused")
+        if not loopback and self.token is not None and len(self.token) < MIN_TOKEN:
+            raise ServeError(f"--control {options.address} is reachable from other hosts: the "
+                             f"control token has {len(self.token)} characters, expected at "
+                             f"least {MIN_TOKEN} (e.g. python -c 'import secrets; "
+                             "print(secrets.token_urlsafe())'); refused")
         if not loopback and self.tls is None and not options.insecure:
             raise ServeError(f"--control {options.address} is reachable from other hosts and "
                              "plain HTTP would send the token in clear: give --control-cert "
@@ -150,7 +165,7 @@ class ControlAgent:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         _ControlServer.address_family = family
         try:
-            server = _ControlServer((self.host, self.port), _ControlHandler)
+            server = _ControlServer((self.host, self.port), _ControlHandler, _say)
         except OSError as exc:
             raise ServeError(f"--control {self.host}:{self.port}: cannot listen there: "
                              f"{exc.strerror or exc}") from None
@@ -189,7 +204,9 @@ class ControlAgent:
         settings = session.settings
         assert self.state_path is not None
         with self.snapshot_lock, exclusive(self.state_path):
-            answers = snapshot.dump_all(settings, session.process.pid,
+            if self.stop_requested.is_set():
+                raise ServeError("the server is stopping")
+            answers = snapshot.dump_all(settings, session.measured_groups(),
                                         timeout=session.config.shutdown_timeout)
             live, silent = answers.answered, sorted(answers.unregistered)
             files = snapshot.snapshot_files(settings, live)
@@ -228,33 +245,37 @@ class ControlAgent:
                            "see its output")
         self.final_error, self.final_problem = error, problem
         self.final_ready.set()
-        self.server.shutdown()
-        # Let the /stop answers in flight finish (block_on_close joins their threads).
-        self.server.server_close()
+        # The /stop answers in flight finish; what is queued is answered 503.
+        self.server.stop_serving()
 
 
-class _ControlServer(http.server.ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
+class _ControlServer(listener.HardenedServer):
     agent: ControlAgent
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Say in one line why a connection failed (plain HTTP to HTTPS, a hang-up)."""
-        error = sys.exc_info()[1]
-        _say(f"a connection from {client_address[0]} failed: {error!r}")
 
 
 class _ControlHandler(http.server.BaseHTTPRequestHandler):
     server: _ControlServer
-    timeout = 30  # a client that sends nothing is dropped
+    timeout = listener.REQUEST_DEADLINE
     server_version = "servercov-control"
+
+    def setup(self) -> None:
+        """Read the request under its deadline and byte budget, not a per-read timeout."""
+        super().setup()
+        accepted = time.monotonic()
+        self.rfile.close()
+        self.rfile = io.BufferedReader(listener.DeadlineReader(
+            self.connection, lambda: self.server.request_deadline(accepted)))
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # each answer that matters gets its own servercov: line
 
+    def log_error(self, format: str, *args: Any) -> None:
+        """Count a request cut off or refused by http.server (timed out, malformed, too long)."""
+        self.server.note_cut_off()
+
     def _send(self, status: int, body: bytes, content_type: str,
               headers: dict[str, str] | None = None) -> None:
+        self.connection.settimeout(listener.WRITE_TIMEOUT)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -286,9 +307,16 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         with contextlib.suppress(OSError, ssl.SSLError):
             # A client that fails the TLS handshake or hangs up is not an error of the serve.
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(min(length, 1 << 16))
+            if self.server.closing:
+                self._send_text(503, "the agent has stopped")
+                return
+            length_text = (self.headers.get("Content-Length") or "0").strip()
+            if not length_text.isdigit() or int(length_text) > listener.MAX_BODY:
+                self._send_text(413, f"a body of at most {listener.MAX_BODY} bytes (control "
+                                     "requests need none)")
+                return
+            if int(length_text):
+                self.rfile.read(int(length_text))
             if not self._authorized():
                 return
             routes = {"/status": "GET", "/snapshot": "POST", "/stop": "POST"}
@@ -315,6 +343,9 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
         try:
             body, live, silent = agent.snapshot()
         except Exception as exc:  # a failed snapshot must not take the serve down
+            if agent.stop_requested.is_set():  # the stop took the processes it asked
+                self._send_text(409, "the server is stopping: POST /stop for its final data")
+                return
             _say(f"snapshot for {self.client_address[0]} failed: {exc}")
             self._send_text(500, f"snapshot failed: {exc}")
             return

@@ -50,7 +50,7 @@ SUITES = {
 TEST_IDS = {
     "selenium": "tests.test_selenium.BookshelfInSelenium.test_{}",
     "playwright": "tests.test_playwright.BookshelfInPlaywright.test_{}",
-    "javascript": "js/shelf.test.mjs > {}",
+    "javascript": "js/shelf.test.mjs::{}",
 }
 # Each suite's four tests: (Python method name without test_, JavaScript test name).
 TESTS = {

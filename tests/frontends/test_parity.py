@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import sections_support
 from tests.support import (
     RUN_TIMEOUT,
     assert_exact,
@@ -159,3 +160,20 @@ def test_a_server_exiting_early_is_one_error_with_its_last_lines_and_no_test(tmp
     assert front_end.no_test_ran(out + err), out + err
     assert "TOTAL" not in out
     assert_no_leftovers(project)  # its data file stays: nothing reported it, the next run erases it
+
+
+def test_sections_start_in_order_and_are_measured_exactly(tmp_path, front_end):
+    """[servercov:NAME] sections (Redis unmeasured, a second service measured), issue 22."""
+    project = make_project(tmp_path, "sections")
+    status, out, err = run(front_end, project)
+    assert status == 0, out + err
+    assert front_end.two_tests_passed(out + err), out + err
+    lines = servercov_lines(err)
+    assert lines[0].startswith("servercov: section redis started: pid "), err
+    assert lines[1].startswith("servercov: section inventory started: pid "), err
+    assert lines[2].startswith("servercov: server started: pid "), err
+    stops = [line.split(" stopped by ")[0] for line in lines if " stopped by " in line]
+    assert stops == ["servercov: server", "servercov: section inventory",
+                     "servercov: section redis"], err
+    sections_support.assert_exact(project, plan(project))
+    assert_clean(project)

@@ -171,7 +171,8 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
     # The app's own port never exposes the control routes, token or not.
     for method, route in (("GET", "/status"), ("POST", "/snapshot"), ("POST", "/stop")):
         assert control_request(method, host.app_url + route, token=TOKEN)[0] == 404
-    plain = collect(project, host.control_url("http"), cert=cert)  # HTTP to the HTTPS agent
+    # HTTP to the HTTPS agent (--control-insecure: else refused before it is asked).
+    plain = collect(project, "--control-insecure", host.control_url("http"), cert=cert)
     assert plain.returncode == 1
     assert f"agent {host.control_url('http')}: cannot fetch its data: " in plain.stderr
     untrusted = collect(project, agent)  # no CA for the agent's certificate
@@ -196,9 +197,9 @@ def test_one_host_snapshots_then_stop_exact_and_secured(tmp_path, hosts):
     assert unmapped.returncode == 1
     remote_file = host.folder / "webapp" / "__init__.py"
     entry = f"webapp = webapp/, {host.folder / 'webapp'}/"
-    assert servercov_lines(unmapped.stderr)[-1] == (
-        f"servercov: error: collected data names {remote_file}, which matches no local file; "
-        f"add this [paths] entry to {lost / '.apirc'}: {entry}")
+    assert servercov_lines(unmapped.stderr)[-1] == (  # the agent that sent it is named
+        f"servercov: error: 1 of 1 agents failed: {agent}: collected data names {remote_file}, "
+        f"which matches no local file; add this [paths] entry to {lost / '.apirc'}: {entry}")
     rcfile = lost / ".apirc"
     rcfile.write_text(rcfile.read_text().replace(wrong_paths, f"\n[paths]\n{entry}\n"))
     mapped = collect(lost, agent, cert=cert)

@@ -3,7 +3,7 @@
 // Run under servercov from examples/browser (after `npm ci` in js/):
 //     servercov run -- node --test js/shelf.test.mjs
 // One browser for the file; each test gets a fresh browser context whose every
-// request carries "js/shelf.test.mjs > <test name>" in X-Servercov-Context
+// request carries "js/shelf.test.mjs::<test name>" in X-Servercov-Context
 // (with `contexts = test`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -34,7 +34,7 @@ after(async () => {
 function browserTest(name, body) {
   test(name, async () => {
     const extraHTTPHeaders = process.env.SERVERCOV_CONTEXTS === "test"
-      ? { "X-Servercov-Context": `js/shelf.test.mjs > ${name}` } : {};
+      ? { "X-Servercov-Context": `js/shelf.test.mjs::${name}` } : {};
     const context = await browser.newContext({ baseURL: url, extraHTTPHeaders });
     context.setDefaultTimeout(WAIT_MS);
     try {

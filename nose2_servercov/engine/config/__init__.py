@@ -47,6 +47,7 @@ from nose2_servercov.engine.config.rcfile import (
     DEFAULT_RCFILES,
     LINE_KEYS,
     PREFIXED_RCFILES,
+    extra_sections,
     find_rcfile,
     folders_to_search,
     misspelled_section,
@@ -54,14 +55,21 @@ from nose2_servercov.engine.config.rcfile import (
     section_name,
     servercov_section,
 )
+from nose2_servercov.engine.config.sections import (
+    SECTION_KEYS,
+    SectionConfig,
+    load_sections,
+    section_reference,
+)
 from nose2_servercov.errors import ConfigError
 
 __all__ = [
     "CONTEXTS", "CORES", "DEFAULT_RCFILES", "DEFAULT_URL", "KEYS", "KEYS_BY_NAME", "LINE_KEYS",
     "LOST_DATA", "MAX_AUTOSAVE", "MAX_TIMEOUT", "PLACEHOLDERS", "PREFIXED_RCFILES", "REPORTS",
-    "SECTION", "URL_PLACEHOLDERS", "ConfigError", "Key", "ServerConfig", "find_rcfile",
-    "folders_to_search", "key_reference", "key_table", "load_config", "misspelled_section",
-    "parse_values", "read_section", "section_name", "servercov_section",
+    "SECTION", "SECTION_KEYS", "URL_PLACEHOLDERS", "ConfigError", "Key", "SectionConfig",
+    "ServerConfig", "find_rcfile", "folders_to_search", "key_reference", "key_table",
+    "load_config", "misspelled_section", "parse_values", "read_section", "section_name",
+    "section_reference", "servercov_section",
 ]
 
 
@@ -90,6 +98,8 @@ class ServerConfig:
     lost_data: str
     remotes: tuple[str, ...]
     remote_stop: bool
+    # The [servercov:NAME] sections, in file order: started before the server.
+    sections: tuple[SectionConfig, ...] = ()
 
     @property
     def folder(self) -> Path:
@@ -131,6 +141,7 @@ def load_config(rcfile: Path, overrides: Mapping[str, str] | None = None,
         raise ConfigError(f"{rcfile}: [{section}] command: expected how to start the server, "
                           "e.g. 'command = {python} -m myapp --port {port}', got nothing")
     values["url"] = _checked_url(values["url"], values["host"], origins["url"])
+    values["sections"] = load_sections(rcfile, extra_sections(rcfile), values)
     folder = rcfile.parent
     try:
         values["cwd"] = (folder / values["cwd"]).resolve() if values.get("cwd") else folder
@@ -145,12 +156,20 @@ def load_config(rcfile: Path, overrides: Mapping[str, str] | None = None,
     return ServerConfig(rcfile=rcfile, **values)
 
 
+class _AnySection(dict[str, object]):
+    """The placeholders of a URL template, with a stand-in for a section's."""
+
+    def __missing__(self, key: str) -> object:
+        return self["host"] if key.endswith("_host") else 1
+
+
 def _checked_url(template: str, host: str, origin: str) -> str:
     """Return the url template, bracketing an IPv6 host in the default; refuse a bad URL."""
     if template == DEFAULT_URL and ":" in host:
         template = "http://[{host}]:{port}"
     try:
-        parts = urllib.parse.urlsplit(template.format(host=host, port=1))
+        # {NAME_port} and the like of a section: any valid value will do here.
+        parts = urllib.parse.urlsplit(template.format_map(_AnySection(host=host, port=1)))
         parts.port  # noqa: B018 (raises ValueError on a bad port)
         good = parts.scheme in ("http", "https") and bool(parts.hostname)
     except ValueError:

@@ -27,6 +27,9 @@ SECTION = "servercov"
 PLACEHOLDERS = ("python", "host", "port", "url")
 URL_PLACEHOLDERS = ("host", "port")
 DEFAULT_URL = "http://{host}:{port}"
+# {NAME_port}, {NAME_host}, {NAME_url} of a [servercov:NAME] section, allowed
+# wherever a placeholder is; the section named is checked once all are read.
+SECTION_PLACEHOLDER = re.compile(r"([A-Za-z0-9_-]+)_(port|host|url)")
 # Upper bounds keep every wait finite and within what the OS accepts: a socket
 # timeout of 1e20 s overflows time_t (issue 8).
 MAX_TIMEOUT = 3600.0
@@ -54,8 +57,9 @@ def _check_placeholders(template: str, allowed: tuple[str, ...]) -> None:
     for _, name, spec, conversion in fields:
         if name is None:
             continue
-        if name not in allowed:
-            raise ValueError(f"placeholders among {known} (use {{{{ }}}} for a brace)")
+        if name not in allowed and not SECTION_PLACEHOLDER.fullmatch(name):
+            raise ValueError(f"placeholders among {known} (use {{{{ }}}} for a brace), "
+                             "or {NAME_port}, {NAME_host}, {NAME_url} of a section")
         if spec or conversion:
             suffix = (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
             raise ValueError(f"placeholders among {known} without a conversion or format "

@@ -90,6 +90,8 @@ def _read_toml_section(rcfile: Path) -> dict[str, str] | None:
         raise ConfigError(f"{rcfile}: [tool.{SECTION}]: expected a table of keys")
     raw = {}
     for name, value in table.items():
+        if isinstance(value, dict) and name not in LINE_KEYS:
+            continue  # [tool.servercov.NAME]: a section of its own (extra_sections)
         try:
             raw[name] = _toml_text(name, value)
         except ValueError:
@@ -126,6 +128,56 @@ def servercov_section(rcfile: Path) -> dict[str, str] | None:
     if rcfile.suffix == ".toml":
         return _read_toml_section(rcfile)
     return _read_ini_section(rcfile)
+
+
+def _section_names(rcfile: Path) -> list[tuple[str, str]]:
+    """Return (spelling, NAME) of every ``[servercov:NAME]`` of ``rcfile``, in file order."""
+    if rcfile.suffix == ".toml":
+        table = _toml_document(rcfile).get("tool", {}).get(SECTION)
+        if not isinstance(table, dict):
+            return []
+        return [(f"tool.{SECTION}.{name}", name) for name, value in table.items()
+                if isinstance(value, dict) and name not in LINE_KEYS]
+    found = []
+    for spelled in _ini_parser(rcfile).sections():
+        for prefix in dict.fromkeys([section_name(rcfile) + ":", SECTION + ":"]):
+            if spelled.startswith(prefix):
+                found.append((spelled, spelled[len(prefix):]))
+                break
+    return found
+
+
+def extra_sections(rcfile: Path) -> list[tuple[str, dict[str, str]]]:
+    """Return every ``[servercov:NAME]`` section's NAME and raw strings, in file order.
+
+    A NAME other than letters, digits, ``_`` and ``-`` (it becomes part of
+    placeholders and of environment variable names) is refused here, before
+    anything starts; so is a NAME given twice.
+    """
+    names = _section_names(rcfile)
+    parser = _ini_parser(rcfile) if rcfile.suffix != ".toml" and names else None
+    table = (_toml_document(rcfile).get("tool", {}).get(SECTION, {})
+             if rcfile.suffix == ".toml" and names else {})
+    found: list[tuple[str, dict[str, str]]] = []
+    for spelled, name in names:
+        shown = spelled if spelled.isprintable() else repr(spelled)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            raise ConfigError(f"{rcfile}: [{shown}]: expected a section name of letters, "
+                              "digits, '_' and '-' after 'servercov:', such as [servercov:redis]")
+        if any(name == seen for seen, _ in found):
+            raise ConfigError(f"{rcfile}: [{shown}]: a second section of that name")
+        if parser is not None:
+            found.append((name, dict(parser.items(spelled))))
+            continue
+        raw = {}
+        for key, value in table[name].items():
+            try:
+                raw[key] = _toml_text(key, value)
+            except ValueError:
+                raise ConfigError(f"{rcfile}: [{shown}] {key}: expected a string, number, "
+                                  f"boolean or list, got a TOML {type(value).__name__}") from None
+        found.append((name, raw))
+    return found
 
 
 def read_section(rcfile: Path) -> dict[str, str]:

@@ -18,9 +18,11 @@ points of the remote agent and collector are :func:`coverage_for` and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from coverage.config import CoverageConfig
 from coverage.exceptions import CoverageException, NoDataError
 from coverage.results import should_fail_under
 
+from nose2_servercov import safefiles
 from nose2_servercov.engine.config.reports import KINDS, place_line
 from nose2_servercov.engine.data.datafiles import (
     CONTROL_FOLDER,
@@ -39,6 +42,7 @@ from nose2_servercov.engine.data.datafiles import (
     copy_data_files,
     data_files,
     erase_control_files,
+    foreign_data_files,
     pid_of_data_file,
 )
 from nose2_servercov.engine.data.settings import CONFIG_DATA_PREFIX, SERVER_PATCHES, server_settings
@@ -49,7 +53,8 @@ __all__ = [
     "CONFIG_DATA_PREFIX", "CONTROL_FOLDER", "DUMP_INFIX", "SERVER_PATCHES", "ReportResult",
     "combine_and_report", "combine_copies_and_report", "combine_files_and_report",
     "control_dir", "copy_data_files", "coverage_for", "data_files", "erase_control_files",
-    "erase_stale_data", "pid_of_data_file", "save_runner_data", "server_settings",
+    "erase_stale_data", "foreign_data_files", "pid_of_data_file", "save_runner_data",
+    "server_settings",
 ]
 
 
@@ -139,18 +144,52 @@ def combine_and_report(settings: CoverageConfig, reports: tuple[str, ...],
         raise DataError(f"no server process saved coverage data (expected "
                         f"{settings.data_file}.* files); check [run] source and the server's "
                         "output above")
-    cov = coverage_for(settings)
-    if os.path.exists(settings.data_file):
-        # Written during this run (erase_stale_data removed the earlier one before
-        # the server started): the test process's own data, saved into the same
-        # file by pytest-cov, `coverage run -m pytest` or `coverage run -m nose2`.
-        # Combined with the server's, never overwritten.
+    not_ours = safefiles.foreign(settings.data_file)
+    if not_ours:  # planted since the erase, in a folder others can write
+        raise DataError(f"[run] data_file {settings.data_file} {not_ours}: refused, never read "
+                        "nor written through; remove it and run again")
+    # Combined in a private scratch folder beside it, then renamed over the data
+    # file: whatever another user puts there meanwhile is replaced, never written through.
+    with tempfile.TemporaryDirectory(prefix="servercov-combine-",
+                                     dir=os.path.dirname(settings.data_file)) as scratch:
+        combined = os.path.join(scratch, "combined")
+        cov = coverage_for(settings, data_file=combined)
         try:
-            cov.load()
-        except CoverageException as exc:
-            raise DataError(f"{settings.data_file}: the test process's coverage data cannot "
-                            f"be read: {exc}") from None
-    return combine_files_and_report(cov, files, list(files), reports, out)
+            if _copy_own(settings.data_file, combined):
+                # Written during this run (erase_stale_data removed the earlier one
+                # before the server started): the test process's own data, saved into
+                # the same file by pytest-cov, `coverage run -m pytest` or `coverage run
+                # -m nose2`.  Combined with the server's, never overwritten.
+                _load_test_data(cov, settings.data_file)
+            return combine_files_and_report(cov, files, list(files), reports, out)
+        except DataError as exc:  # name the data file, not the scratch copy
+            raise DataError(str(exc).replace(combined, settings.data_file)) from None
+        finally:
+            with contextlib.suppress(Exception):  # never hide why the combine failed
+                cov.get_data().close(force=True)
+            if os.path.exists(combined):  # the data kept, also when a report failed
+                os.replace(combined, settings.data_file)
+
+
+def _copy_own(path: str, copy: str) -> bool:
+    """Copy ``path`` to the new file ``copy`` if it exists; never read through a link."""
+    try:
+        fd = safefiles.open_own(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except (OSError, safefiles.UnsafePlace) as exc:
+        raise DataError(f"[run] data_file {path}: refused, never read through: {exc}") from None
+    with os.fdopen(fd, "rb") as source, open(copy, "xb") as target:
+        shutil.copyfileobj(source, target)
+    return True
+
+
+def _load_test_data(cov: coverage.Coverage, data_file: str) -> None:
+    try:
+        cov.load()
+    except CoverageException as exc:
+        raise DataError(f"{data_file}: the test process's coverage data cannot "
+                        f"be read: {exc}") from None
 
 
 def combine_copies_and_report(settings: CoverageConfig, files: list[str],

@@ -89,6 +89,8 @@ class Accounting:
     measured_nothing: int = 0
     measured_any: bool = False  # whether a readable file holds any measured source file
     not_measured: list[str] = field(default_factory=list)
+    dropped_labels: int = 0  # X-Servercov-Context labels the server processes refused
+    label_example: str = ""  # the first one of them, shortened
 
     @property
     def lost_data(self) -> bool:
@@ -323,9 +325,41 @@ def account(run_dir: Path, settings: CoverageConfig, facts: StopFacts) -> Accoun
     _set_aside(on_disk, settings, facts)
     for pid in sorted(set(everyone) | set(on_disk.bad)):
         _judge(pid, everyone, on_disk, run_dir, facts, result)
+    for name, why in data.foreign_data_files(settings):
+        result.warnings.append(f"{name} {why}: never combined (named like this run's data "
+                               "files, in a folder another user can write to)")
+    result.dropped_labels, result.label_example = dropped_labels(run_dir)
+    if result.dropped_labels:
+        result.warnings.append(dropped_labels_line(result.dropped_labels, result.label_example))
     for pid, messages in _problems(run_dir).items():
         for message in messages:
             text = message.removeprefix(f"servercov: pid {pid}: ")
             result.not_measured.append(f"pid {pid}: {text}")
             result.losses.append(f"pid {pid}: {text}")
     return result
+
+
+def dropped_labels(run_dir: Path) -> tuple[int, str]:
+    """Return how many test labels the server processes dropped, and the first one seen."""
+    total, example = 0, ""
+    for path in sorted(run_dir.iterdir()):
+        if protocol.pid_of(path.name, protocol.labels_file) is None:
+            continue
+        try:
+            record = json.loads(path.read_text())
+            count, text = (record[key] for key in protocol.LABEL_COUNT_KEYS)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(count, int) and count > 0:
+            total += count
+            example = example or str(text)
+    return total, example
+
+
+def dropped_labels_line(count: int, example: str) -> str:
+    """Return the line that says how many test labels the server dropped, with one shown."""
+    shown = ascii(example)  # escaped: it may hold markup or control characters
+    return (f"{count} {protocol.CONTEXT_HEADER} label{'s were' if count > 1 else ' was'} "
+            f"dropped (over {protocol.LABEL_MAX_CHARS} characters, not printable, or holding "
+            f"one of {protocol.LABEL_FORBIDDEN}): those requests were served and measured "
+            f"under the context {protocol.DROPPED_LABEL}; the first began {shown}")

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from coverage.config import CoverageConfig
 
+from nose2_servercov import safefiles
 from nose2_servercov.protocol import CONTROL_FOLDER, DUMP_INFIX, EXCHANGE_PATTERNS
 
 __all__ = ["CONTROL_FOLDER", "DUMP_INFIX", "control_dir", "copy_data_files",
-           "data_files", "erase_control_files", "pid_of_data_file"]
+           "data_files", "erase_control_files", "foreign_data_files", "pid_of_data_file"]
 
 # The pid in a per-process data file's name: "...pid<pid>..." in coverage's
 # parallel suffix ("<host>.pid<pid>.X<letters>x") and in our dumps; coverage
@@ -40,7 +41,21 @@ def pid_of_data_file(name: str, settings: CoverageConfig) -> int | None:
 
 
 def data_files(settings: CoverageConfig) -> list[str]:
-    """Return the per-process data files now on disk for ``settings``."""
+    """Return the per-process data files now on disk for ``settings``: this user's own only.
+
+    In a folder other users can write, another user's file (or a symlink)
+    named like ours is never combined: :func:`foreign_data_files` names them.
+    """
+    return [name for name in _named_like_ours(settings) if safefiles.foreign(name) is None]
+
+
+def foreign_data_files(settings: CoverageConfig) -> list[tuple[str, str]]:
+    """Return the files named like our per-process data files that are not ours, and why."""
+    found = ((name, safefiles.foreign(name)) for name in _named_like_ours(settings))
+    return [(name, why) for name, why in found if why is not None]
+
+
+def _named_like_ours(settings: CoverageConfig) -> list[str]:
     return sorted(glob.glob(glob.escape(settings.data_file) + ".*"))
 
 

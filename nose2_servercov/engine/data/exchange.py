@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nose2_servercov import procfs, protocol
+from nose2_servercov import procfs, protocol, safefiles
 from nose2_servercov.errors import ServeError
 
 RESCAN_SECONDS = 0.25  # how often the whole group is listed again while waiting
@@ -55,6 +55,12 @@ class Answers:
     def answered(self) -> list[int]:
         """Return the pids that answered, with a dump or empty, in order."""
         return sorted(self.dumped | self.empty)
+
+    def merged(self, other: Answers) -> Answers:
+        """Return the answers of two groups together (the server's and a section's)."""
+        return Answers(max(self.generation, other.generation), self.dumped | other.dumped,
+                       self.empty | other.empty, self.late | other.late,
+                       self.unregistered | other.unregistered)
 
 
 class MalformedRequest(ServeError):
@@ -111,7 +117,7 @@ def _wake(control: Path, pid: int) -> None:
     No FIFO (it could not be made there): that process looks every 25 ms anyway.
     """
     try:
-        fd = os.open(control / protocol.wake_file(pid), os.O_WRONLY | os.O_NONBLOCK)
+        fd = os.open(control / protocol.wake_file(pid), os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return
     try:
@@ -179,9 +185,8 @@ def ask_for_dumps(control: Path, pgid: int, *, timeout: float,
     :class:`MalformedRequest`, or OSError when the request cannot be written.
     """
     generation = next_generation(control)
-    temporary = control / protocol.REQUEST_TEMPORARY
-    temporary.write_text(str(generation))
-    os.replace(temporary, control / protocol.REQUEST_FILE)
+    safefiles.replace_atomically(control / protocol.REQUEST_FILE, str(generation),
+                                 control / protocol.REQUEST_TEMPORARY)
     wait = _Wait(control, pgid, generation)
     started = time.monotonic()
     next_progress = started + 1.0

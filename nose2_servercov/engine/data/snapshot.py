@@ -12,7 +12,7 @@ combined, and the reports written.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from coverage.config import CoverageConfig
@@ -23,15 +23,18 @@ from nose2_servercov.engine.data import exchange
 from nose2_servercov.errors import ServeError
 
 
-def dump_all(settings: CoverageConfig, pgid: int, *, timeout: float,
+def dump_all(settings: CoverageConfig, pgids: Sequence[int], *, timeout: float,
              progress: Callable[[float, list[int]], None] | None = None) -> exchange.Answers:
-    """Have every measured process of group ``pgid`` dump its data; raise if one does not.
+    """Have every measured process of the groups ``pgids`` dump its data; raise if one does not.
 
-    A process that never registered for the exchange has executed nothing
-    to wait for (a shell, say): it is among the answers' ``unregistered``.
+    The groups: the server's and every measured section's, one after the
+    other.  A process that never registered for the exchange has executed
+    nothing to wait for (a shell, say): it is among the answers' ``unregistered``.
     """
-    answers = exchange.ask_for_dumps(data.control_dir(settings), pgid, timeout=timeout,
-                                     progress=progress)
+    answers = exchange.Answers()
+    for pgid in pgids:
+        answers = answers.merged(exchange.ask_for_dumps(
+            data.control_dir(settings), pgid, timeout=timeout, progress=progress))
     if answers.late:
         raise ServeError(f"server processes {sorted(answers.late)} did not write their "
                          f"coverage data within {timeout:g} s (shutdown_timeout); no report "
@@ -54,9 +57,9 @@ def snapshot_files(settings: CoverageConfig, live: list[int]) -> list[str]:
     return files
 
 
-def take_snapshot(settings: CoverageConfig, pgid: int, reports: tuple[str, ...], *,
+def take_snapshot(settings: CoverageConfig, pgids: Sequence[int], reports: tuple[str, ...], *,
                   timeout: float, out: IO[str], err: IO[str]) -> data.ReportResult:
-    """Write ``reports`` from all the processes of group ``pgid`` have executed so far."""
+    """Write ``reports`` from all the processes of the groups ``pgids`` have executed so far."""
     started = time.monotonic()
     progress = None
     if err.isatty():
@@ -65,7 +68,7 @@ def take_snapshot(settings: CoverageConfig, pgid: int, reports: tuple[str, ...],
                       f"{len(waiting)} server process(es) to write their data")
             err.flush()
     try:
-        answers = dump_all(settings, pgid, timeout=timeout, progress=progress)
+        answers = dump_all(settings, pgids, timeout=timeout, progress=progress)
     finally:
         if err.isatty():
             err.write("\r\033[K")

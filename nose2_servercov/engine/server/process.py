@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -60,8 +61,13 @@ class ServerProcess:
     """Run ``argv`` as the leader of a new process group and manage its whole life."""
 
     def __init__(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str],
-                 log: Path | None = None, echo: IO[str] | None = None) -> None:
+                 log: Path | None = None, echo: IO[str] | None = None,
+                 ready_output: re.Pattern[str] | None = None, name: str = "server") -> None:
         self.argv = list(argv)
+        self.name = name  # what its echoed output lines start with
+        # Seen in the output as it is drained: a section's `ready_output`.
+        self.ready_output = ready_output
+        self.output_matched = threading.Event()
         self.cwd = cwd
         self.env = dict(env)
         self.log = log
@@ -128,12 +134,14 @@ class ServerProcess:
             for raw in iter(lambda: stdout.readline(8192), b""):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 self._tail.append(line)
+                if self.ready_output is not None and self.ready_output.search(line):
+                    self.output_matched.set()
                 if log_file:
                     log_file.write(raw)
                     log_file.flush()
                 if self.echo:
                     with contextlib.suppress(Exception):
-                        self.echo.write(f"server: {line}\n")
+                        self.echo.write(f"{self.name}: {line}\n")
                         self.echo.flush()
         finally:
             self._popen.stdout.close()
@@ -165,6 +173,10 @@ class ServerProcess:
         self._popen.poll()
         return bool(procfs.group_members(self.pid))
 
+    @property
+    def _who(self) -> str:
+        return "the server" if self.name == "server" else "the command"
+
     def wait_until_ready(self, is_ready: Callable[[], bool], *, timeout: float, awaited: str,
                          progress: Callable[[float], None] | None = None) -> float:
         """Poll ``is_ready`` until true; raise at once if the server exits, or at the deadline.
@@ -184,14 +196,14 @@ class ServerProcess:
             if code is not None:
                 elapsed = time.monotonic() - started
                 raise ServerStartError(
-                    f"the server exited with code {code} after {elapsed:.2f} s, before it was "
+                    f"{self._who} exited with code {code} after {elapsed:.2f} s, before it was "
                     f"ready ({' '.join(self.argv)}); its last output lines:\n"
                     + self.tail(settle=1.0))
             if is_ready():
                 return time.monotonic() - started
             if time.monotonic() >= deadline:
                 raise ServerStartError(
-                    f"the server was not ready after {timeout:g} s (startup_timeout): "
+                    f"{self._who} was not ready after {timeout:g} s (startup_timeout): "
                     f"waited for {awaited}; its last output lines:\n" + self.tail())
             # Waiting on the process doubles as the pause, so an exit is seen at once.
             with contextlib.suppress(subprocess.TimeoutExpired):

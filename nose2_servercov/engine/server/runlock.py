@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from nose2_servercov import procfs, protocol
+from nose2_servercov import procfs, protocol, safefiles
 from nose2_servercov.engine.server.keeper import stop_guarded
 from nose2_servercov.errors import ServerStartError
 
@@ -96,6 +96,13 @@ def read_run_state(path: Path) -> RunState | None:
     return state
 
 
+def unsafe_folder(exc: safefiles.UnsafePlace, folder: Path) -> str:
+    """Return the one line that refuses a control folder another user could redirect."""
+    return (f"{exc}: refused, since servercov writes its run files there and whoever "
+            f"controls it could redirect them; remove it ({folder.name} is made anew, "
+            "mode 0700), or give [run] data_file a folder of your own")
+
+
 # The run locks this process holds, by lock file.
 _HELD: dict[Path, RunLock] = {}
 
@@ -142,11 +149,13 @@ class RunLock:
             raise ServerStartError(
                 f"[run] data_file: the folder {self.folder.parent} does not exist (the data "
                 "files go there, and servercov's run lock); create it or fix data_file")
-        self.folder.mkdir(mode=0o700, exist_ok=True)
-        self.folder.chmod(0o700)
+        self.make_folder()
         deadline = time.monotonic() + KEEPER_WAIT
         while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = safefiles.open_own(self.lock_path, os.O_RDWR | os.O_CREAT)
+            except safefiles.UnsafePlace as exc:
+                raise ServerStartError(unsafe_folder(exc, self.folder)) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -167,6 +176,13 @@ class RunLock:
             os.close(fd)
         self.fd = fd
         _HELD[self.lock_path] = self
+
+    def make_folder(self) -> None:
+        """Make the control folder this user's own (0700), or refuse it in one line."""
+        try:
+            safefiles.private_folder(self.folder)
+        except safefiles.UnsafePlace as exc:
+            raise ServerStartError(unsafe_folder(exc, self.folder)) from None
 
     def _refuse_or_wait(self, deadline: float) -> None:
         holder = read_run_state(self.state_path)
@@ -209,10 +225,7 @@ class RunLock:
 
     def _write(self, state: RunState) -> None:
         temporary = self.state_path.with_name(f"{STATE_FILE}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(state), f)
-        os.replace(temporary, self.state_path)
+        safefiles.replace_atomically(self.state_path, json.dumps(asdict(state)), temporary)
 
     def held(self) -> tuple[int, ...]:
         """Return the lock's descriptor (for the keeper to hold), if taken."""
