@@ -9,6 +9,7 @@ which label it is served under, so the label can travel with the job.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -57,6 +58,8 @@ class ContextSwitch:
         self.lock = threading.Lock()
         self.serial = threading.Lock()  # held from the request's start to its close()
         self.current: tuple[int, str] | None = None
+        # (id(cov), sys.monitoring.restart_events where a switch must call it)
+        self.rearm: tuple[int, Callable[[], None] | None] | None = None
         self.loop_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __call__(self, label: str) -> None:
@@ -68,10 +71,43 @@ class ContextSwitch:
         with self.lock:
             if self.current != (id(cov), label):
                 try:
+                    rearm = self._rearms(cov)
                     cov.switch_context(label)
+                    if rearm is not None:
+                        rearm()
                 except Exception as exc:  # never fail a request over measurement
                     sys.stderr.write(f"servercov: cannot switch context: {exc!r}\n")
                 self.current = (id(cov), label)
+
+    def _rearms(self, cov: Any) -> Callable[[], None] | None:
+        """Return what re-arms sys.monitoring's events at a switch of ``cov``, or None.
+
+        coverage's sysmon core records a location once, then disables its event:
+        without ``restart_events()`` the next test's lines already run under an
+        earlier test would be missing from its context.  With it, each line is
+        recorded under every test whose requests ran it, as under the C tracer
+        (the engine picks sysmon only for a coverage whose core works so, see
+        coverage_private.sysmon_contexts_refusal), so coverage's warning that
+        contexts may be incomplete under sysmon does not apply and is silenced.
+        """
+        if self.rearm is None or self.rearm[0] != id(cov):
+            monitoring = getattr(sys, "monitoring", None)
+            rearm = None
+            if monitoring is not None and cov.get_option("run:core") not in ("ctrace",
+                                                                              "pytrace"):
+                from nose2_servercov.inserver import coverage_private, registration
+
+                rearm = functools.partial(coverage_private.rearm_sysmon, cov)
+                refusal = coverage_private.sysmon_contexts_refusal()  # this process's coverage
+                if refusal:  # a server whose coverage is not the engine's
+                    registration.report_problem(
+                        f"contexts = test under sys.monitoring: {refusal}: the contexts of "
+                        "this process may miss lines; set [servercov] core = ctrace")
+                else:
+                    quiet = list(cov.get_option("run:disable_warnings") or ())
+                    cov.set_option("run:disable_warnings", [*quiet, "no-sysmon-context"])
+            self.rearm = (id(cov), rearm)
+        return self.rearm[1]
 
     def hold(self, label: str) -> Callable[[], None]:
         """Wait until no other request runs, switch to ``label``; return the release."""

@@ -196,6 +196,52 @@ def add_live_data(cov: Coverage, live: dict[str, Any], dump: CoverageData) -> No
             "process are off, their data would be wrong") from None
 
 
+# --- contexts under sys.monitoring ---------------------------------------------------------
+
+def sysmon_contexts_refusal() -> str | None:
+    """Return why ``contexts = test`` cannot use coverage's sys.monitoring core here, or None.
+
+    coverage's sysmon core records a line (an arc, a branch) once per code
+    location and returns ``sys.monitoring.DISABLE``; a context switch re-arms
+    every location with ``sys.monitoring.restart_events()`` so the next test's
+    lines are recorded again (app/contexts.py).  That holds only for the tracer
+    built that way, recording into the collector's per-file sets (which its
+    flushes keep in place, 7.10.4 on), so its shape is checked here: any other
+    shape gets the C tracer, said on the start line, never a partial context.
+    """
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is None or not hasattr(monitoring, "restart_events"):
+        return "sys.monitoring.restart_events needs Python 3.12+"
+    try:
+        from coverage import sysmon
+    except ImportError:
+        return f"coverage {_version()} has no coverage.sysmon"
+    tracer = getattr(sysmon, "SysMonitor", None)
+    needed = ("sysmon_py_start", "sysmon_line_lines", "sysmon_line_arcs")
+    if (tracer is None or getattr(sysmon, "DISABLE", None) is not monitoring.DISABLE
+            or not all(hasattr(tracer, name) for name in needed)):
+        return (f"coverage {_version()}'s sys.monitoring core is not the one servercov "
+                "re-arms at each context switch (SysMonitor returning DISABLE)")
+    return None
+
+
+def rearm_sysmon(cov: Coverage) -> None:
+    """Make coverage's sysmon core record every location again, as if seen for the first time.
+
+    Besides the events (``restart_events``), its branch mode keeps each code
+    object's last line to record fall-through arcs: left from a frame of the
+    previous test (one that raised, so never returned), it would join that
+    test's line to this test's first, and put it under this test's context.
+    """
+    for tracer in list(getattr(cov._collector, "tracers", ())):
+        for info in list(getattr(tracer, "code_infos", {}).values()):
+            if getattr(info, "last_line", None) is not None:
+                info.last_line = None
+    monitoring: Any = getattr(sys, "monitoring", None)
+    if monitoring is not None:
+        monitoring.restart_events()
+
+
 # --- the engine's two settings --------------------------------------------------------------
 
 def silence_no_data_warning(cov: Coverage) -> None:

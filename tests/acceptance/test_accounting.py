@@ -9,6 +9,7 @@ against an in-process replay through ``django.test.Client``).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -202,10 +203,18 @@ def test_an_empty_or_unreadable_data_file_is_named_and_never_combined(tmp_path, 
 
 
 def bare_python() -> str:
-    """Return a Python interpreter without coverage installed (pyenv's bare 3.12)."""
-    found = subprocess.run(["pyenv", "prefix", "3.12.1"], capture_output=True, text=True)
-    python = Path(found.stdout.strip()) / "bin" / "python"
-    assert found.returncode == 0 and python.exists(), found.stderr
+    """Return a Python interpreter without coverage installed.
+
+    pyenv's bare 3.12 here; in CI's Python 3.14 chroot (no pyenv), the system's
+    own python3 (Debian's, which has no coverage).
+    """
+    if shutil.which("pyenv") is None:
+        python = Path(sys.base_prefix) / "bin" / "python{}.{}".format(*sys.version_info[:2])
+        assert python.exists(), f"no pyenv and no {python}"
+    else:
+        found = subprocess.run(["pyenv", "prefix", "3.12.1"], capture_output=True, text=True)
+        python = Path(found.stdout.strip()) / "bin" / "python"
+        assert found.returncode == 0 and python.exists(), found.stderr
     check = subprocess.run([str(python), "-c", "import coverage"], capture_output=True)
     assert check.returncode != 0, f"{python} has coverage installed"
     return str(python)

@@ -69,7 +69,6 @@ def test_auto_picks_the_c_tracer_for_branch_coverage_before_314_and_says_why(tmp
     ("branch = False\nconcurrency = gevent", "", "concurrency = gevent needs the C tracer"),
     ("branch = False\nconcurrency = thread, eventlet", "",
      "concurrency = eventlet needs the C tracer"),
-    ("branch = False", "contexts = test", "contexts = test needs the C tracer"),
 ])
 def test_what_sysmon_cannot_measure_gets_the_c_tracer(tmp_path, monkeypatch, run, servercov,
                                                       reason):
@@ -88,14 +87,21 @@ def test_the_users_own_core_wins_over_auto(tmp_path, monkeypatch):
         "core pytrace (COVERAGE_CORE=pytrace)")
 
 
+def test_contexts_test_keeps_sysmon(tmp_path, monkeypatch):
+    # servercov re-arms sys.monitoring at each switch (test_sysmon_contexts.py).
+    expected = "core sysmon" if SYSMON else "core ctrace (sys.monitoring needs Python 3.12+)"
+    assert chosen(tmp_path, monkeypatch, run="branch = False",
+                  servercov="contexts = test") == expected
+
+
 def test_a_sysmon_wish_that_sysmon_cannot_honour_gets_the_c_tracer_said_so(tmp_path,
                                                                          monkeypatch):
     reason = ("sys.monitoring needs Python 3.12+" if not SYSMON else
-              "contexts = test needs the C tracer")
-    assert chosen(tmp_path, monkeypatch, run="branch = False", servercov="contexts = test",
+              "dynamic_context = test_function needs the C tracer")
+    run = "branch = False\ndynamic_context = test_function"
+    assert chosen(tmp_path, monkeypatch, run=run,
                   core_variable="sysmon") == f"core ctrace (COVERAGE_CORE=sysmon, but {reason})"
-    assert chosen(tmp_path, monkeypatch, run="branch = False",
-                  servercov="contexts = test\ncore = sysmon") == (
+    assert chosen(tmp_path, monkeypatch, run=run, servercov="core = sysmon") == (
         f"core ctrace ([servercov] core = sysmon, but {reason})")
     if not SYSMON_BRANCHES:
         reason = "branch = True needs the C tracer before Python 3.14" if SYSMON else reason

@@ -23,4 +23,5 @@ class DjangoRunserver(MainThreadServer):
     @classmethod
     def recognises(cls, environ: Environ) -> bool:
         return ("django.core.servers.basehttp" in sys.modules
-                and software(environ).startswith("WSGIServer/"))
+                # wsgiref's "WSGIServer/0.2"; 3.15 drops the "/0.2": "WSGIServer".
+                and software(environ).partition("/")[0].strip() == "WSGIServer")

@@ -6,6 +6,9 @@ sysmon only when asked, and when asked falls back to the C tracer, with a
 warning in the server's output that nobody reads, where the config needs what
 sysmon lacks.  ``[servercov] core = auto`` asks for sysmon exactly where it is
 safe and says on the start line which core the server uses and why.
+``contexts = test`` keeps sysmon: servercov re-arms its events at each
+context switch (app/contexts.py), where the running coverage's sysmon core is
+the one it knows how to re-arm (coverage_private.sysmon_contexts_refusal).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nose2_servercov.errors import ConfigError
+from nose2_servercov.inserver import coverage_private
 from nose2_servercov.protocol import COVERAGE_CORE_VARIABLE
 
 if TYPE_CHECKING:  # the key table reads CHOICES: `servercov stop` must not import coverage
@@ -50,7 +54,9 @@ def sysmon_obstacle(settings: CoverageConfig, *, contexts_test: bool) -> str:
     if settings.branch and not getattr(behaviour, "branch_right_left", False):
         return "branch = True needs the C tracer before Python 3.14"
     if contexts_test:
-        return "contexts = test needs the C tracer"
+        refusal = coverage_private.sysmon_contexts_refusal()
+        if refusal:
+            return f"contexts = test needs the C tracer here: {refusal}"
     if settings.dynamic_context:
         return f"dynamic_context = {settings.dynamic_context} needs the C tracer"
     green = [name for name in _GREEN_CONCURRENCY if name in (settings.concurrency or ())]

@@ -27,6 +27,8 @@ class PlanTest(ServerTestCase):
             self.assertEqual(create_app().test_client().get("/never/").status_code, 200)
         if what == "once":
             self.assertEqual(self.get("/once/b/").text, "b")
+        if what == "again":  # lines test_plan ran too: recorded under both tests
+            self.assertEqual(self.get("/items/7/").json()["kind"], "odd")
         if what == "fail":
             self.fail("this test fails on purpose")
         if what == "crash":
