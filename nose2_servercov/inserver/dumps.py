@@ -18,8 +18,10 @@ its dump every so many seconds, when it has run new lines.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
+import shutil
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -92,8 +94,29 @@ def write_dump(cov: Coverage, control: str) -> bool:
     dump.set_context(context)
     coverage_private.add_live_data(cov, live, dump)
     dump.close(force=True)
-    os.replace(temporary, f"{cov.config.data_file}{protocol.DUMP_INFIX}{os.getpid()}")
+    move_into_place(temporary, f"{cov.config.data_file}{protocol.DUMP_INFIX}{os.getpid()}")
     return True
+
+
+def move_into_place(temporary: str, final: str) -> None:
+    """Rename ``temporary`` to ``final``; across file systems, through a copy beside ``final``.
+
+    The run folder is in the temporary folder, often a tmpfs while the project
+    is not: a rename from there fails (EXDEV).  The copy is made under a name
+    coverage never combines (no ``<data_file>.`` prefix), then renamed, so a
+    reader still never meets half a file.
+    """
+    try:
+        os.replace(temporary, final)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    beside = os.path.join(os.path.dirname(final) or ".", f".servercov-move.{os.getpid()}.tmp")
+    with open(temporary, "rb") as source, os.fdopen(safefiles.create_new(beside), "wb") as copy:
+        shutil.copyfileobj(source, copy)
+    os.replace(beside, final)
+    os.unlink(temporary)
 
 
 def measured_size(cov: Coverage) -> tuple[int, int]:

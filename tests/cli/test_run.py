@@ -119,3 +119,41 @@ def test_run_with_autosave_is_exact_and_leaves_no_dump_behind(tmp_path, core):
     assert "combined 2 data files" in run.stderr  # the process's own, and its autosave dump
     assert_exact(project, plan(project))
     check_clean(project)
+
+
+@pytest.fixture
+def tmpfs_folder(tmp_path):
+    """A tmpfs of its own, as /tmp often is while the project is on disk (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("stop", ["autosave", "signal"])
+def test_a_temporary_folder_on_another_file_system_loses_nothing(tmp_path, tmpfs_folder, stop):
+    """The dumps are written in the run folder (TMPDIR) and moved beside the data file."""
+    project = make_project(tmp_path, servercov="""
+        command = {python} serve.py {port}
+        ready_path = /health/
+        reports = json
+        """ + ("shutdown_path = /servercov/shutdown/\nautosave = 0.2\n" if stop == "autosave"
+               else "stop_signal = TERM\n"))
+    assert os.stat(tmpfs_folder).st_dev != os.stat(project).st_dev
+    then_idle = f"{sys.executable} -m unittest && sleep 1"  # time for a few autosaves
+    run = run_servercov(project, "run", "--", "sh", "-c", then_idle, TMPDIR=str(tmpfs_folder))
+    assert run.returncode == 0, run.stderr
+    # Before the move across file systems, each dump failed with EXDEV: the
+    # autosave dump was missing and the save before the signal waited 5 s.
+    assert not any(word in run.stderr for word in ("lost", "cannot write", "did not save")), \
+        run.stderr
+    if stop == "autosave":
+        assert "combined 2 data files" in run.stderr, run.stderr
+    assert_exact(project, plan(project))
+    check_clean(project)
+    assert not list(project.glob(".servercov-move.*")) and not os.listdir(tmpfs_folder)
