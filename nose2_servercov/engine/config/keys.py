@@ -16,7 +16,7 @@ import shlex
 import signal
 import string
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -322,26 +322,29 @@ def parse_values(raw: Mapping[str, str], *, origin: str,
     return values
 
 
-def key_table() -> str:
-    """Return the README's Markdown table of ``[servercov]`` keys, made from :data:`KEYS`."""
+def key_table(keys: Iterable[Key] | None = None) -> str:
+    """Return a README Markdown table of ``keys`` (default :data:`KEYS`), made from the table."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
-    for key in KEYS:
+    for key in KEYS if keys is None else keys:
         default = "—" if key.default is None else (f"`{key.default}`" if key.default else "none")
         rows.append(f"| {key.name} | {default} | {key.meaning} |")
     return "\n".join(rows)
 
 
-def key_reference(width: int = 79) -> str:
+def key_reference(width: int = 79, *, heading: str | None = None,
+                  keys: Iterable[Key] | None = None) -> str:
     """Return every key with its default and meaning as plain text, for ``servercov keys``.
 
     The same table as the README's, made for a terminal: no Markdown, each
-    meaning wrapped and indented under its key.
+    meaning wrapped and indented under its key.  Sections pass their own
+    ``heading`` and ``keys``.
     """
-    heading = (f"The [{SECTION}] keys of the rcfile ([coverage:{SECTION}] in setup.cfg or "
-               f"tox.ini, [tool.{SECTION}] in pyproject.toml); the nose2 config's "
-               f"[{SECTION}] section, if any, wins over the rcfile.")
+    if heading is None:
+        heading = (f"The [{SECTION}] keys of the rcfile ([coverage:{SECTION}] in setup.cfg or "
+                   f"tox.ini, [tool.{SECTION}] in pyproject.toml); the nose2 config's "
+                   f"[{SECTION}] section, if any, wins over the rcfile.")
     lines = [*textwrap.wrap(heading, width), ""]
-    for key in KEYS:
+    for key in KEYS if keys is None else keys:
         default = ("required" if key.default is None
                    else f"default: {key.default or 'none'}")
         lines.append(f"{key.name}  ({default})")

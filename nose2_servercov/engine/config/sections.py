@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import signal
 import string
-import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,8 @@ from nose2_servercov.engine.config.keys import (
     SECTION_PLACEHOLDER,
     Key,
     closest,
+    key_reference,
+    key_table,
 )
 from nose2_servercov.errors import ConfigError
 
@@ -234,20 +235,9 @@ def section_reference(width: int = 79) -> str:
     heading = (f"The keys of a [{SECTION}:NAME] section (NAME: letters, digits, _ and -): "
                "one more process of the run, started in file order before the server and "
                "stopped after it, in reverse order.")
-    lines = [*textwrap.wrap(heading, width), ""]
-    for key in SECTION_KEYS:
-        default = ("required" if key.default is None
-                   else f"default: {key.default or 'none'}")
-        lines.append(f"{key.name}  ({default})")
-        lines += textwrap.wrap(key.meaning.replace("`", ""), width, break_on_hyphens=False,
-                               initial_indent="    ", subsequent_indent="    ")
-    return "\n".join(lines) + "\n"
+    return key_reference(width, heading=heading, keys=SECTION_KEYS)
 
 
 def section_key_table() -> str:
     """Return the README's Markdown table of section keys, made from :data:`SECTION_KEYS`."""
-    rows = ["| key | default | meaning |", "|---|---|---|"]
-    for key in SECTION_KEYS:
-        default = "—" if key.default is None else (f"`{key.default}`" if key.default else "none")
-        rows.append(f"| {key.name} | {default} | {key.meaning} |")
-    return "\n".join(rows)
+    return key_table(SECTION_KEYS)
