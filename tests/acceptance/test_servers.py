@@ -14,7 +14,6 @@ install it (it is in the ``test`` extra).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -336,8 +335,6 @@ def expected_data_files(name: str) -> int:
 
 
 def test_servercov_run_measures_gunicorn_exactly(tmp_path):
-    if importlib.util.find_spec("nose2_servercov.cli") is None:
-        pytest.skip("nose2_servercov/cli.py (servercov run) does not exist yet")
     project, outcome, output = run_variant(tmp_path, "gunicorn-sync-module", runner="run")
     assert outcome.step == "shutdown_path", output
     assert len(outcome.load["pids"]) == 4
