@@ -4,8 +4,8 @@ A process that dies of SIGTERM's default action runs no atexit, so coverage
 never saves.  Where the process has no SIGTERM handler of its own, servercov
 installs one that raises SystemExit, and wraps ``signal.signal`` so that a
 server resetting SIGTERM to its default later still gets this one.  A child
-of a process pool (multiprocessing's, billiard's) leaves the first TERM to
-its parent for a while (see DEFER_TO_PARENT_SECONDS).
+of a process pool (multiprocessing's, billiard's) leaves every TERM to its
+live parent for a while (see DEFER_TO_PARENT_SECONDS).
 """
 
 from __future__ import annotations
