@@ -111,10 +111,11 @@ class ContextSwitch:
 
     def hold(self, label: str) -> Callable[[], None]:
         """Wait until no other request runs, switch to ``label``; return the release."""
-        if not self.serial.acquire(timeout=self.HOLD_TIMEOUT):
+        # Free but in a threaded server: a try without a timeout is the cheaper call.
+        if not (self.serial.acquire(False) or self.serial.acquire(timeout=self.HOLD_TIMEOUT)):
             return self._held_too_long(label)
         self._enter(label)
-        return once(self._releaser(self.serial.release))
+        return Turn(self.serial)
 
     async def hold_async(self, label: str) -> Callable[[], None]:
         """:meth:`hold` for a request on an event loop, whose turn comes at an ``await``.
@@ -162,12 +163,24 @@ class ContextSwitch:
         _serving.set(label)
         return lambda: None
 
-    @staticmethod
-    def _releaser(release: Callable[[], None]) -> Callable[[], None]:
-        def release_and_forget() -> None:
+
+class Turn:
+    """A request's turn in the process; calling it ends the turn, once.
+
+    Its callers (a body's close() and its __del__, Django's request_finished)
+    run one after another in one thread, never at once: a swap suffices.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock: threading.Lock | None = lock
+
+    def __call__(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
             _serving.set(None)  # in the releasing thread's context: the request is over
-            release()
-        return release_and_forget
+            lock.release()
 
 
 def once(release: Callable[[], None]) -> Callable[[], None]:
@@ -186,6 +199,8 @@ class ReleaseAfterClose:
     The app's own close() (Flask's teardown functions, for one) still runs
     under the request's context.
     """
+
+    __slots__ = ("body", "release")
 
     def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
         self.body = body
