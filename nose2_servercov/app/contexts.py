@@ -62,7 +62,8 @@ class ContextSwitch:
         self.rearm: tuple[int, Callable[[], None] | None] | None = None
         self.loop_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
-    def __call__(self, label: str) -> None:
+    def __call__(self, label: str) -> str:
+        """Switch the process's context to ``label``; return the label it is recorded under."""
         # The label of the context now was checked when it came: a test's
         # requests repeat it, so it is compared, not checked again.
         if self.current is None or label != self.current[1]:
@@ -70,7 +71,7 @@ class ContextSwitch:
         coverage = sys.modules.get("coverage")  # only where coverage already runs
         cov = coverage.Coverage.current() if coverage else None
         if cov is None or self.current == (id(cov), label):
-            return
+            return label
         with self.lock:
             if self.current != (id(cov), label):
                 try:
@@ -81,6 +82,7 @@ class ContextSwitch:
                 except Exception as exc:  # never fail a request over measurement
                     sys.stderr.write(f"servercov: cannot switch context: {exc!r}\n")
                 self.current = (id(cov), label)
+        return label
 
     def _rearms(self, cov: Any) -> Callable[[], None] | None:
         """Return what re-arms sys.monitoring's events at a switch of ``cov``, or None.
@@ -147,12 +149,12 @@ class ContextSwitch:
         return once(release)
 
     def _enter(self, label: str) -> None:
-        _serving.set(label)
         # An unlabelled request (a ready check, a person at the browser) keeps the
         # context it finds: switching to "" made serve's data unreadable to the
         # accounting (test_browser: "ran no code"), cause not yet found.
-        if label:
-            self(label)
+        # A job the request enqueues carries the label as checked: a dropped one
+        # travels as the dropped label, not counted again in the worker.
+        _serving.set(self(label) if label else label)
 
     def _held_too_long(self, label: str) -> Callable[[], None]:
         # Imported here: only this rare path needs the in-server code.

@@ -9,7 +9,7 @@ from redis import Redis
 import nose2_servercov.celery
 from nose2_servercov import wsgi
 from nose2_servercov.app.contexts import serving_label
-from nose2_servercov.protocol import JOB_CONTEXT_KEY
+from nose2_servercov.protocol import DROPPED_LABEL, JOB_CONTEXT_KEY, RUN_DIR_VARIABLE
 from nose2_servercov.rq import Job
 
 
@@ -31,6 +31,22 @@ def test_a_view_reads_the_label_of_the_request_it_serves(monkeypatch):
     wrapped({"PATH_INFO": "/a", "HTTP_X_SERVERCOV_CONTEXT": "test_a"}, lambda *a: None).close()
     assert seen == ["test_a"]
     assert serving_label() is None  # the request is over
+
+
+def test_a_dropped_label_travels_as_the_dropped_label(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERVERCOV_TOKEN", "t")
+    monkeypatch.setenv("SERVERCOV_CONTEXTS", "test")
+    monkeypatch.setenv(RUN_DIR_VARIABLE, str(tmp_path))
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(serving_label())
+        start_response("200 OK", [])
+        return [b""]
+
+    wrapped = wsgi.wrap(app)
+    wrapped({"PATH_INFO": "/a", "HTTP_X_SERVERCOV_CONTEXT": "<b>x</b>"}, lambda *a: None).close()
+    assert seen == [DROPPED_LABEL]
 
 
 def test_an_rq_job_carries_the_label_only_under_contexts_test(monkeypatch):
