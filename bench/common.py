@@ -1,12 +1,14 @@
 """What every benchmark here shares: temp projects, servers, wrk, alternating rounds, medians.
 
 Every figure a benchmark prints is a ratio of things measured in the same
-run, in alternating rounds (A B C A B C ...), so that machine noise hits
-every setup alike; the figure quoted is the median of the rounds.
+run, in alternating rounds (A B C A B C ...) or loaded at the same moment
+(``contexts_sysmon.py``), so that machine noise hits every setup alike; the
+figure quoted is the median of the rounds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -35,6 +37,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 sys.path.insert(0, str(REPO))
 
+from nose2_servercov import procfs  # noqa: E402
 from nose2_servercov.engine.server.network import http_status, pick_free_port  # noqa: E402
 
 
@@ -133,7 +136,7 @@ def need_wrk() -> str:
 
 def wrk(url: str, *, seconds: float, connections: int = 8, threads: int = 1,
         headers: Sequence[str] = ()) -> dict[str, float]:
-    """Run wrk against ``url``; return requests/s, p50/p99 latency (ms) and errors."""
+    """Run wrk against ``url``; return requests/s, requests done, p50/p99 latency (ms), errors."""
     duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds only
     argv = [need_wrk(), f"-t{threads}", f"-c{connections}", duration, "--latency"]
     for header in headers:
@@ -143,8 +146,40 @@ def wrk(url: str, *, seconds: float, connections: int = 8, threads: int = 1,
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rate, "p50_ms": _latency(out, "50%"), "p99_ms": _latency(out, "99%"),
+    done = re.search(r"(\d+) requests in", out)
+    return {"rps": rate, "requests": int(done[1]) if done else 0,
+            "p50_ms": _latency(out, "50%"), "p99_ms": _latency(out, "99%"),
             "errors": errors + (int(non_2xx[1]) if non_2xx else 0), "output": out}
+
+
+def process_tree(root: int) -> list[int]:
+    """Return ``root`` and its live descendants."""
+    children: dict[int, list[int]] = {}
+    for process in (procfs.all_processes() or {}).values():
+        children.setdefault(process.ppid, []).append(process.pid)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def cpu_ns(root: int) -> int:
+    """Return the CPU time (ns) that ``root`` and its descendants have used so far.
+
+    Read per thread from ``/proc/<pid>/task/<tid>/schedstat``, in nanoseconds
+    (``/proc/<pid>/stat`` counts 10 ms ticks, too coarse for a 2 s round).
+    Threads that ended are not counted: the servers measured keep theirs.
+    """
+    total = 0
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError, ValueError, IndexError), \
+                        open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+    return total
 
 
 def _latency(out: str, label: str) -> float:
