@@ -28,6 +28,7 @@ SCRIPTS = (
     ("throughput.py",),
     ("throughput.py", "--branch", "--servers", "gunicorn"),
     ("throughput.py", "--servers", "uwsgi", "--uwsgi-threads", "1"),
+    ("contexts_inprocess.py",),
     ("contexts_sysmon.py",),
 )
 
