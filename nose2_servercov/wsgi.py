@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nose2_servercov.app import stopping
-from nose2_servercov.app.contexts import ReleaseAfterClose, switch_if_wanted
+from nose2_servercov.app.contexts import ReleaseAfterClose, end_turn, switch_if_wanted
 from nose2_servercov.app.gate import Gate, is_control_path, run_token, token_matches
 from nose2_servercov.protocol import (
     CONTEXT_HEADER,
@@ -59,11 +59,12 @@ class ServercovMiddleware:
         """Run the app; under ``contexts = test``, in its turn and under its test's label."""
         if self.switch_context is None:
             return self.app(environ, start_response)
-        release = self.switch_context.hold(environ.get(CONTEXT_ENVIRON_KEY) or "")
+        lock = self.switch_context.take(environ.get(CONTEXT_ENVIRON_KEY) or "")
         try:
-            return ReleaseAfterClose(self.app(environ, start_response), release)
+            return ReleaseAfterClose(self.app(environ, start_response), lock)
         except BaseException:
-            release()
+            if lock is not None:
+                end_turn(lock)
             raise
 
 

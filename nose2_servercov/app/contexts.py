@@ -116,11 +116,22 @@ class ContextSwitch:
 
     def hold(self, label: str) -> Callable[[], None]:
         """Wait until no other request runs, switch to ``label``; return the release."""
+        lock = self.take(label)
+        return Turn(lock) if lock is not None else _nothing_to_release
+
+    def take(self, label: str) -> threading.Lock | None:
+        """Wait until no other request runs, switch to ``label``; return the lock to release.
+
+        None when the turn was not had (:meth:`_held_too_long`): nothing to release.
+        The WSGI body holds the lock itself (:class:`ReleaseAfterClose`): a
+        request's every call counts, and this path runs on each of them.
+        """
         # Free but in a threaded server: a try without a timeout is the cheaper call.
         if not (self.serial.acquire(False) or self.serial.acquire(timeout=self.HOLD_TIMEOUT)):
-            return self._held_too_long(label)
-        self._enter(label)
-        return Turn(self.serial)
+            self._held_too_long(label)
+            return None
+        _serving.set(self(label) if label else label)  # _enter, inlined on this hot path
+        return self.serial
 
     async def hold_async(self, label: str) -> Callable[[], None]:
         """:meth:`hold` for a request on an event loop, whose turn comes at an ``await``.
@@ -169,10 +180,20 @@ class ContextSwitch:
         return lambda: None
 
 
+def end_turn(lock: threading.Lock) -> None:
+    """End a request's turn: it no longer serves a label, and the next request may run."""
+    _serving.set(None)  # in the releasing thread's context: the request is over
+    lock.release()
+
+
+def _nothing_to_release() -> None:
+    """The release of a turn that was never had (held too long by another request)."""
+
+
 class Turn:
     """A request's turn in the process; calling it ends the turn, once.
 
-    Its callers (a body's close() and its __del__, Django's request_finished)
+    Its callers (Django's request_finished, an ASGI app's return, a job's end)
     run one after another in one thread, never at once: a swap suffices.
     """
 
@@ -184,8 +205,7 @@ class Turn:
     def __call__(self) -> None:
         lock, self._lock = self._lock, None
         if lock is not None:
-            _serving.set(None)  # in the releasing thread's context: the request is over
-            lock.release()
+            end_turn(lock)
 
 
 def once(release: Callable[[], None]) -> Callable[[], None]:
@@ -199,17 +219,19 @@ def once(release: Callable[[], None]) -> Callable[[], None]:
 
 
 class ReleaseAfterClose:
-    """A WSGI app's response body; the context is released when the server closes it.
+    """A WSGI app's response body; the request's turn ends when the server closes it.
 
-    The app's own close() (Flask's teardown functions, for one) still runs
-    under the request's context.
+    It holds the turn's lock itself (no :class:`Turn`): this runs on every
+    request.  The app's own close() (Flask's teardown functions, for one) still
+    runs under the request's context.  close() and __del__ run one after
+    another in one thread, never at once: a swap suffices.
     """
 
-    __slots__ = ("body", "release")
+    __slots__ = ("_lock", "body")
 
-    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+    def __init__(self, body: Iterable[bytes], lock: threading.Lock | None) -> None:
         self.body = body
-        self.release = release
+        self._lock = lock  # None: no turn to end (held too long, or already ended)
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.body)
@@ -220,7 +242,11 @@ class ReleaseAfterClose:
             if close is not None:
                 close()
         finally:
-            self.release()
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                end_turn(lock)
 
     def __del__(self) -> None:
-        self.release()  # a server that dropped the body without close()
+        lock, self._lock = self._lock, None
+        if lock is not None:  # a server that dropped the body without close()
+            end_turn(lock)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from nose2_servercov import wsgi
-from nose2_servercov.app.contexts import ContextSwitch
+from nose2_servercov.app.contexts import ContextSwitch, serving_label
 
 
 def test_a_second_request_waits_until_the_first_ones_body_is_closed(monkeypatch):
@@ -40,6 +42,56 @@ def test_a_second_request_waits_until_the_first_ones_body_is_closed(monkeypatch)
     first.close()  # a second close() releases nothing twice
     third = wrapped({"PATH_INFO": "/c"}, lambda *a: None)  # unlabelled requests take turns too
     third.close()
+
+
+def _labelled(path: str, label: str) -> dict[str, str]:
+    return {"PATH_INFO": path, "HTTP_X_SERVERCOV_CONTEXT": label}
+
+
+def test_an_app_that_raises_ends_its_turn(monkeypatch):
+    monkeypatch.setenv("SERVERCOV_TOKEN", "t")
+    monkeypatch.setenv("SERVERCOV_CONTEXTS", "test")
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(serving_label())
+        if environ["PATH_INFO"] == "/boom":
+            raise ValueError("boom")
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    wrapped = wsgi.wrap(app)
+    with pytest.raises(ValueError):
+        wrapped(_labelled("/boom", "test_a"), lambda *a: None)
+    assert serving_label() is None  # the turn is over: no label left behind
+    ended = threading.Event()
+    thread = threading.Thread(target=lambda: (wrapped(_labelled("/ok", "test_b"),
+                                                      lambda *a: None).close(), ended.set()))
+    thread.start()
+    assert ended.wait(5)  # not held by the request that raised
+    thread.join(5)
+    assert seen == ["test_a", "test_b"]
+
+
+def test_a_body_dropped_without_close_ends_its_turn(monkeypatch):
+    monkeypatch.setenv("SERVERCOV_TOKEN", "t")
+    monkeypatch.setenv("SERVERCOV_CONTEXTS", "test")
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    wrapped = wsgi.wrap(app)
+    body = wrapped(_labelled("/a", "test_a"), lambda *a: None)
+    assert serving_label() == "test_a"
+    del body  # a server that skips close(): the finalizer ends the turn
+    assert serving_label() is None
+    ended = threading.Event()
+    thread = threading.Thread(target=lambda: (wrapped(_labelled("/b", "test_b"),
+                                                      lambda *a: None).close(), ended.set()))
+    thread.start()
+    assert ended.wait(5)
+    thread.join(5)
 
 
 def test_a_request_that_never_closes_is_named_and_does_not_block_for_good(monkeypatch, tmp_path):
