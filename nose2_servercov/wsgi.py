@@ -45,27 +45,33 @@ class ServercovMiddleware:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
-        inner = environ.get("PATH_INFO", "")
-        if not self.gate.is_for(environ.get("SCRIPT_NAME", "") + inner, inner):
-            return self._pass_on(environ, start_response)
-        answer = self.gate.answer(environ.get(TOKEN_ENVIRON_KEY, ""))
-        start_response(answer.status_line, answer.headers())
-        if not answer.stops:
-            return [answer.body]
-        return stopping.StopAfterResponse(answer.body, environ)
+        """Answer the control route; run the app for any other request.
 
-    def _pass_on(self, environ: dict[str, Any],
-                 start_response: Callable[..., Any]) -> Iterable[bytes]:
-        """Run the app; under ``contexts = test``, in its turn and under its test's label."""
-        if self.switch_context is None:
+        Under ``contexts = test`` the app runs in its turn and under its test's
+        label.  One frame for every request: this runs on each of them.
+        """
+        inner = environ.get("PATH_INFO", "")
+        if self.gate.is_for(environ.get("SCRIPT_NAME", "") + inner, inner):
+            return self._control(environ, start_response)
+        switch = self.switch_context
+        if switch is None:
             return self.app(environ, start_response)
-        lock = self.switch_context.take(environ.get(CONTEXT_ENVIRON_KEY) or "")
+        lock = switch.take(environ.get(CONTEXT_ENVIRON_KEY) or "")
         try:
             return ReleaseAfterClose(self.app(environ, start_response), lock)
         except BaseException:
             if lock is not None:
                 end_turn(lock)
             raise
+
+    def _control(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Answer a request for the control route: stop the server if its token is right."""
+        answer = self.gate.answer(environ.get(TOKEN_ENVIRON_KEY, ""))
+        start_response(answer.status_line, answer.headers())
+        if not answer.stops:
+            return [answer.body]
+        return stopping.StopAfterResponse(answer.body, environ)
 
 
 def wrap(app: WSGIApp, *, shutdown_path: str = DEFAULT_SHUTDOWN_PATH) -> WSGIApp:

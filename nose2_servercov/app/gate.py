@@ -37,8 +37,8 @@ def is_control_path(shutdown_path: str, full_path: str, inner_path: str) -> bool
     ``SCRIPT_NAME``, ASGI's ``root_path``), ``inner_path`` does not: the route
     may be configured either way.
     """
-    wanted = "/" + shutdown_path.strip("/")
-    return wanted in ("/" + full_path.strip("/"), "/" + inner_path.strip("/"))
+    wanted = shutdown_path.strip("/")
+    return wanted in (inner_path.strip("/"), full_path.strip("/"))
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class Gate:
                  token: str | None = None) -> None:
         self.shutdown_path = "/" + shutdown_path.strip("/")
         self.token = token if token is not None else run_token()
+        self._wanted = shutdown_path.strip("/")  # what a request's path is compared with
 
     @property
     def active(self) -> bool:
@@ -84,8 +85,11 @@ class Gate:
         return bool(self.token)
 
     def is_for(self, full_path: str, inner_path: str) -> bool:
-        """Return whether the route exists and a request is for it (see :func:`is_control_path`)."""
-        return self.active and is_control_path(self.shutdown_path, full_path, inner_path)
+        """Return whether the route exists and a request is for it (see :func:`is_control_path`).
+
+        :func:`is_control_path`, inlined: every request of the app comes here.
+        """
+        return bool(self.token) and self._wanted in (inner_path.strip("/"), full_path.strip("/"))
 
     def answer(self, given_token: str | bytes) -> Answer:
         """Return the answer to a request for the route carrying ``given_token``."""
