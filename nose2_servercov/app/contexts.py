@@ -57,32 +57,39 @@ class ContextSwitch:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.serial = threading.Lock()  # held from the request's start to its close()
-        self.current: tuple[int, str] | None = None
-        # (id(cov), sys.monitoring.restart_events where a switch must call it)
-        self.rearm: tuple[int, Callable[[], None] | None] | None = None
+        # The coverage and the label switched to last (the coverage itself, not
+        # its id: a new one at the old one's address must be switched too).
+        self.cov: Any = None
+        self.label: str | None = None
+        # (the coverage, sys.monitoring.restart_events where a switch must call it)
+        self.rearm: tuple[Any, Callable[[], None] | None] | None = None
         self.loop_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __call__(self, label: str) -> str:
         """Switch the process's context to ``label``; return the label it is recorded under."""
         # The label of the context now was checked when it came: a test's
         # requests repeat it, so it is compared, not checked again.
-        if self.current is None or label != self.current[1]:
+        if label != self.label:
             label = labels.checked(label)  # no markup, no 10 kB label into the data
         coverage = sys.modules.get("coverage")  # only where coverage already runs
         cov = coverage.Coverage.current() if coverage else None
-        if cov is None or self.current == (id(cov), label):
-            return label
-        with self.lock:
-            if self.current != (id(cov), label):
-                try:
-                    rearm = self._rearms(cov)
-                    cov.switch_context(label)
-                    if rearm is not None:
-                        rearm()
-                except Exception as exc:  # never fail a request over measurement
-                    sys.stderr.write(f"servercov: cannot switch context: {exc!r}\n")
-                self.current = (id(cov), label)
+        if cov is not None and (cov is not self.cov or label != self.label):
+            self._switch(cov, label)
         return label
+
+    def _switch(self, cov: Any, label: str) -> None:
+        """Switch ``cov``'s context to ``label``, re-arming sys.monitoring where it runs."""
+        with self.lock:
+            if cov is self.cov and label == self.label:
+                return
+            try:
+                rearm = self._rearms(cov)
+                cov.switch_context(label)
+                if rearm is not None:
+                    rearm()
+            except Exception as exc:  # never fail a request over measurement
+                sys.stderr.write(f"servercov: cannot switch context: {exc!r}\n")
+            self.cov, self.label = cov, label
 
     def _rearms(self, cov: Any) -> Callable[[], None] | None:
         """Return what re-arms sys.monitoring's events at a switch of ``cov``, or None.
@@ -95,7 +102,7 @@ class ContextSwitch:
         coverage_private.sysmon_contexts_refusal), so coverage's warning that
         contexts may be incomplete under sysmon does not apply and is silenced.
         """
-        if self.rearm is None or self.rearm[0] != id(cov):
+        if self.rearm is None or self.rearm[0] is not cov:
             monitoring = getattr(sys, "monitoring", None)
             rearm = None
             if monitoring is not None and cov.get_option("run:core") not in ("ctrace",
@@ -111,7 +118,7 @@ class ContextSwitch:
                 else:
                     quiet = list(cov.get_option("run:disable_warnings") or ())
                     cov.set_option("run:disable_warnings", [*quiet, "no-sysmon-context"])
-            self.rearm = (id(cov), rearm)
+            self.rearm = (cov, rearm)
         return self.rearm[1]
 
     def hold(self, label: str) -> Callable[[], None]:
@@ -130,7 +137,12 @@ class ContextSwitch:
         if not (self.serial.acquire(False) or self.serial.acquire(timeout=self.HOLD_TIMEOUT)):
             self._held_too_long(label)
             return None
-        _serving.set(self(label) if label else label)  # _enter, inlined on this hot path
+        if label:  # _enter, inlined, and the check of __call__ that passes a test's 2nd request
+            coverage = sys.modules.get("coverage")
+            if (label != self.label or coverage is None
+                    or coverage.Coverage.current() is not self.cov):
+                label = self(label)
+        _serving.set(label)
         return self.serial
 
     async def hold_async(self, label: str) -> Callable[[], None]:
@@ -243,8 +255,9 @@ class ReleaseAfterClose:
                 close()
         finally:
             lock, self._lock = self._lock, None
-            if lock is not None:
-                end_turn(lock)
+            if lock is not None:  # end_turn, inlined on this hot path
+                _serving.set(None)
+                lock.release()
 
     def __del__(self) -> None:
         lock, self._lock = self._lock, None

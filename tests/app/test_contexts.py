@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from nose2_servercov import wsgi
 from nose2_servercov.app.contexts import ContextSwitch, serving_label
+from tests.support import CORES, REPO, python_env
 
 
 def test_a_second_request_waits_until_the_first_ones_body_is_closed(monkeypatch):
@@ -148,3 +152,57 @@ def test_on_an_event_loop_a_request_that_never_ends_is_named(monkeypatch, tmp_pa
     asyncio.run(main())
     [problem] = tmp_path.glob("problem.*")
     assert "held the test context for over 0.2 s" in problem.read_text()
+
+
+# Two coverages one after the other in one process, one middleware: the
+# second must get the label although the label repeats (the switch compares
+# the coverage too, not only the label).
+NEW_COVERAGE_SAME_LABEL = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+folder, core = sys.argv[2], sys.argv[3]
+sys.path.insert(0, folder)
+os.environ.update(SERVERCOV_TOKEN="t", SERVERCOV_CONTEXTS="test")
+import coverage
+from nose2_servercov import wsgi
+def app(environ, start_response):
+    import work
+    work.run(environ["PATH_INFO"])
+    start_response("200 OK", [])
+    return [b"ok"]
+wrapped = wsgi.wrap(app)
+found = {}
+for name, labels in (("first", ["test_a", "test_a"]), ("second", ["test_a", "test_b", "test_b"])):
+    cov = coverage.Coverage(data_file=None, source=[folder], config_file=False)
+    cov.config.core = core
+    cov.start()
+    for n, label in enumerate(labels):
+        wrapped({"PATH_INFO": "/" + label, "HTTP_X_SERVERCOV_CONTEXT": label},
+                lambda *a: None).close()
+    cov.stop()
+    data = cov.get_data()
+    [path] = [f for f in data.measured_files() if f.endswith("work.py")]
+    found[name] = {str(line): sorted(contexts)
+                   for line, contexts in data.contexts_by_lineno(path).items()}
+print(json.dumps(found))
+"""
+
+WORK = """\
+def run(path):
+    if path == "/test_a":
+        return "a"
+    return "b"
+"""
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_a_new_coverage_is_switched_to_a_label_that_repeats(tmp_path, core):
+    (tmp_path / "work.py").write_text(WORK)
+    run = subprocess.run([sys.executable, "-c", NEW_COVERAGE_SAME_LABEL, str(REPO),
+                          str(tmp_path), core], capture_output=True, text=True, timeout=60,
+                         env=python_env(), check=False)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert found["first"] == {"1": ["test_a"], "2": ["test_a"], "3": ["test_a"]}  # 1: import
+    # Under the second coverage too, test_a's lines are test_a's, none unlabelled.
+    assert found["second"] == {"2": ["test_a", "test_b"], "3": ["test_a"], "4": ["test_b"]}
