@@ -14,13 +14,19 @@ install it (it is in the ``test`` extra).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
+import struct
 import subprocess
 import sys
+import termios
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +47,10 @@ from tests.support import (
     python_env,
     run_nose2,
     servercov_lines,
+    start_nose2,
     stray_data_files,
     use_core,
+    wait_for_file,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -430,19 +438,33 @@ def assert_uwsgi_stops_cleanly_at_the_end(tmp_path: Path, options: str,
 
     ``marker``: the files the suite's end must have seen (booting.*, saving.*).
     """
+    project = uwsgi_project(tmp_path, options, files)
+    run = run_nose2(project, PATH=server_path())
+    assert_uwsgi_stopped_cleanly(project, run.returncode, run.stderr, marker)
+
+
+def uwsgi_project(tmp_path: Path, options: str, files: dict[str, str],
+                  processes: int = 2) -> Path:
+    """Return a project that runs ``files`` (an app module, a test) under a uWSGI master."""
     require_servers()
     module = next(name for name in files if name.endswith("_app.py"))[:-3]
     variant = Variant(f"uwsgi --master --http {{host}}:{{port}} --module {module}:app "
-                      f"--processes 2 {options} --master-fifo uwsgi.fifo", 2, "INT")
+                      f"--processes {processes} {options} --master-fifo uwsgi.fifo",
+                      processes, "INT")
     project = make_project(tmp_path, "servers", servercov=variant.servercov())
     (project / "test_load.py").unlink()
     for name, text in files.items():
         (project / name).write_text(text)
-    run = run_nose2(project, PATH=server_path())
-    output = run.stderr + "\n" + tail(project / "server.log")
-    assert run.returncode == 0, output
+    return project
+
+
+def assert_uwsgi_stopped_cleanly(project: Path, returncode: int, output: str,
+                                 marker: str) -> None:
+    """Assert that the run stopped uWSGI by the route, with every line kept, nothing left."""
+    output += "\n" + tail(project / "server.log")
+    assert returncode == 0, output
     assert re.search(r"^servercov: server stopped by shutdown_path in ", output, re.M), output
-    assert "lost data" not in output
+    assert "lost data" not in output, output
     assert list(project.glob(marker)), f"no {marker} file: the window was not reached"
     requests = [["GET", "/health/", None, 200], ["GET", "/pid/", None, 200]]
     assert lines_differ(measured_lines(project / ".coverage", project / "webapp"),
@@ -515,3 +537,134 @@ def test_a_uwsgi_worker_saving_at_the_shutdown_keeps_its_data(tmp_path):
         tmp_path, "--max-requests 3 --min-worker-lifetime 0",
         {"slow_exit_app.py": SLOW_EXIT_APP, "test_recycle.py": RECYCLE_AT_THE_END},
         "saving.*")
+
+
+# From the first request on, a worker's way out waits, once "hold-at-exit" exists,
+# for a byte from the test: as an exit that has work to do before servercov saves.
+# Registered after servercov's exit functions, it runs before them.
+HOLD_APP = '''
+import atexit
+import os
+import pathlib
+
+from webapp import create_app
+
+flask_app = create_app()
+registered = []
+
+
+def hold_at_exit():
+    if pathlib.Path("hold-at-exit").exists():
+        pathlib.Path(f"holding.{os.getpid()}").touch()
+        with open("hold", "rb") as hold:  # the test holds it open for writing
+            hold.read(1)
+
+
+def app(environ, start_response):
+    if not registered:
+        registered.append(True)
+        atexit.register(hold_at_exit)
+    return flask_app(environ, start_response)
+'''
+# The suite ends with the shutdown request due to be the worker's last (max-requests 3),
+# and with the uWSGI master stopped (SIGSTOP): it reads its FIFO when the test says.
+LAST_REQUEST_AT_THE_END = '''
+import os
+import pathlib
+import signal
+import time
+import unittest
+
+import requests
+
+
+class LastRequestAtTheEnd(unittest.TestCase):
+    def test_the_shutdown_is_the_last_request_of_a_worker(self):
+        url = os.environ["SERVERCOV_URL"] + "/pid/"
+        first = pid = requests.get(url, timeout=10).json()["pid"]
+        deadline = time.monotonic() + 30
+        while pid == first:  # a connection each: no keep-alive
+            self.assertLess(time.monotonic(), deadline, "no worker was recycled")
+            pid = requests.get(url, timeout=10).json()["pid"]
+        # The new worker has answered one request; a second, and the shutdown is its third.
+        self.assertEqual(requests.get(url, timeout=10).json()["pid"], pid)
+        pathlib.Path("hold-at-exit").touch()
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+        master = int(status.split("PPid:")[1].split()[0])
+        os.kill(master, signal.SIGSTOP)
+        pathlib.Path("stopped.tmp").write_text(f"{master} {pid}")
+        pathlib.Path("stopped.tmp").rename("stopped")
+'''
+
+
+def fifo_unread(fd: int) -> int:
+    """Return how many bytes wait unread in the FIFO that ``fd`` reads (FIONREAD; none read)."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])
+
+
+def reads_fifo(pid: int, fifo: Path) -> bool:
+    """Return whether process ``pid`` holds ``fifo`` open for reading."""
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(fifo.resolve()):
+                info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+                flags = int(info.split("flags:")[1].split()[0], 8)
+                if flags & os.O_ACCMODE == os.O_RDONLY:
+                    return True
+    except OSError:  # gone, or a descriptor closed meanwhile
+        pass
+    return False
+
+
+def wait_until(condition: Callable[[], object], run: subprocess.Popen[str], what: str,
+               timeout: float = 60) -> None:
+    """Wait, under a deadline, until ``condition()`` holds; fail if ``run`` ends first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert run.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"not {what} within {timeout} s"
+        time.sleep(0.01)
+
+
+def test_a_uwsgi_master_late_on_its_fifo_does_not_cut_the_last_save(tmp_path):
+    """The route's ``q`` stops a worker in its last request, however late the master reads it.
+
+    uWSGI's master acts on its FIFO in its own time.  Had it sent its SIGHUP
+    once the worker was out of its last request (max-requests) and on its way
+    out, the handler's exit() would have ended the worker before it saved.
+    Here the master, stopped, reads ``q`` only once the worker is either out
+    of the request (holding at exit) or watching the FIFO from the request.
+    """
+    project = uwsgi_project(tmp_path, "--max-requests 3 --min-worker-lifetime 0",
+                            {"hold_app.py": HOLD_APP, "test_last.py": LAST_REQUEST_AT_THE_END},
+                            processes=1)
+    os.mkfifo(project / "hold")
+    hold = os.open(project / "hold", os.O_RDWR)  # a writer: the worker's read waits for a byte
+    log = project / "server.log"
+    run = start_nose2(project, PATH=server_path())
+    stopped = None
+    try:
+        wait_for_file(project / "stopped", process=run)
+        stopped, worker = map(int, (project / "stopped").read_text().split())
+        fifo = os.open(project / "uwsgi.fifo", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            wait_until(lambda: fifo_unread(fifo) > 0, run, "q was written to the FIFO")
+            wait_until(lambda: list(project.glob("holding.*"))
+                       or reads_fifo(worker, project / "uwsgi.fifo"),
+                       run, "the worker left its request or waits in it")
+        finally:
+            os.close(fifo)
+        os.kill(stopped, signal.SIGCONT)
+        stopped = None
+        wait_until(lambda: f"Gracefully killing worker 1 (pid: {worker})" in log.read_text(),
+                   run, "the worker got the master's SIGHUP")
+        os.write(hold, b"x")
+        output, _ = run.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if stopped is not None:
+            os.kill(stopped, signal.SIGCONT)
+        os.close(hold)
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert_uwsgi_stopped_cleanly(project, run.returncode, output, "holding.*")
