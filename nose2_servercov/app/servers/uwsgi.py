@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import struct
 import sys
+import termios
 import time
 from typing import Any
 
@@ -14,13 +17,16 @@ from nose2_servercov.app.servers.base import Environ, Server
 # The longest the shutdown route waits for uWSGI workers still booting (the
 # master pauses two seconds when it respawns workers too fast).
 UWSGI_SETTLE_SECONDS = 5.0
+# The longest the shutdown route waits for the master to act on its ``q``.
+UWSGI_QUIT_SECONDS = 3.0
 
 
 class UwsgiServer(Server):
     """uWSGI: ``q`` on the master FIFO, else SIGINT to the master, else HUP to each worker.
 
     Under a master the stop may happen during the request
-    (:meth:`stop_in_request`), once the workers still booting have booted.
+    (:meth:`stop_in_request`), once the workers still booting have booted; the
+    request then lasts until the master has acted on it.
     """
 
     name = "uwsgi"
@@ -32,13 +38,15 @@ class UwsgiServer(Server):
     def stop_in_request(self) -> bool:
         """Under a uWSGI master, wait for booting workers, then stop it now if that is safe.
 
-        Return whether it was stopped.  A single-core worker that writes ``q``
-        during the request gets the master's SIGHUP while it is busy, and its
-        handler only marks it to leave after the answer.  Sent after the answer,
-        the same SIGHUP can meet this worker on its way out (recycled by
-        max-requests after this very request) and end its save with exit().  With
-        threads the handler never exits; in async mode it exits at once, so there
-        the stop waits for the answer to be out.
+        Return whether it was stopped.  A single-core worker writes ``q`` during
+        the request and waits there (:func:`await_uwsgi_master`) until the master
+        has read it and sent its SIGHUPs: the master acts on its FIFO in its own
+        time, and its SIGHUP must find this worker busy, where the handler only
+        marks it to leave after the answer.  Once the request is over, the same
+        SIGHUP can meet this worker on its way out (recycled by max-requests
+        after this very request) and end its save with exit().  With threads
+        the handler never exits; in async mode it exits at once, so there the
+        stop waits for the answer to be out.
         """
         uwsgi: Any = sys.modules.get("uwsgi")
         if uwsgi is None:
@@ -47,13 +55,25 @@ class UwsgiServer(Server):
             if not uwsgi.masterpid():
                 return False
             await_uwsgi_workers(uwsgi)
-            if getattr(uwsgi, "cores", 0) != 1 or not master_fifo(uwsgi):
+            fifo = master_fifo(uwsgi)
+            if getattr(uwsgi, "cores", 0) != 1 or not fifo:
                 return False
-            self.stop()
-            return True
+            watch = quit_by_fifo(fifo, watch=True)
         except Exception as exc:  # the stop after the answer still happens
             sys.stderr.write(f"servercov: cannot stop uWSGI from the request: {exc!r}\n")
             return False
+        if watch is not None:
+            try:
+                acted = await_uwsgi_master(uwsgi.masterpid(), watch)
+            except Exception:  # nothing to go by: the stop is asked all the same
+                acted = True
+            finally:
+                os.close(watch)
+            if not acted:
+                sys.stderr.write(f"servercov: uWSGI's master did not act on 'q' within "
+                                 f"{UWSGI_QUIT_SECONDS:g} s: its stop may end worker "
+                                 f"{os.getpid()} before it saves\n")
+        return True
 
     def stop(self) -> None:
         """Stop uWSGI so that every worker finishes its requests and runs atexit."""
@@ -62,11 +82,7 @@ class UwsgiServer(Server):
         fifo = master_fifo(uwsgi)
         if fifo:
             # 'q' on the master FIFO is uWSGI's graceful shutdown; TERM only reloads 2.0.
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            try:
-                os.write(fd, b"q")
-            finally:
-                os.close(fd)
+            quit_by_fifo(fifo)
         elif uwsgi.masterpid():
             os.kill(uwsgi.masterpid(), signal.SIGINT)
         else:
@@ -115,3 +131,49 @@ def await_uwsgi_workers(uwsgi: Any) -> None:
         if all(pid and has_worker_handlers(pid) for pid in pids):
             return
         time.sleep(0.01)
+
+
+def quit_by_fifo(fifo: str, *, watch: bool = False) -> int | None:
+    """Write ``q`` to the master FIFO; with ``watch``, return a descriptor that reads it.
+
+    The descriptor, read-only, is opened on the very FIFO written (through
+    /proc/self/fd, before the write end closes) and never read from: only
+    asked how much waits unread (:func:`fifo_unread`).  None without it.
+    """
+    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO: the master does not read it
+    try:
+        os.write(fd, b"q")
+        if watch:
+            try:
+                return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+            except OSError:
+                return None
+        return None
+    finally:
+        os.close(fd)
+
+
+def fifo_unread(fd: int) -> int:
+    """Return how many bytes wait unread in the FIFO ``fd`` reads (FIONREAD: none are read)."""
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])
+
+
+def await_uwsgi_master(master: int, watch: int) -> bool:
+    """Wait, a bounded time, until the master has read ``q`` and sent its SIGHUPs; return whether.
+
+    ``watch`` reads the FIFO the ``q`` was written to.  Once the master has
+    read it (nothing waits unread) it runs its graceful shutdown: a SIGHUP to
+    each worker, then it blocks (waiting for them; before 2.0.28, back in its
+    loop).  So read and then asleep (state S) means that the SIGHUP to this
+    worker is sent; a thread runs its pending handlers before it goes on, so
+    uWSGI's handler sees this request still open.  A master stopped, or busy
+    elsewhere for seconds, runs the bound out.
+    """
+    deadline = time.monotonic() + UWSGI_QUIT_SECONDS
+    while time.monotonic() < deadline:
+        if fifo_unread(watch) == 0:
+            found = procfs.stat(master)
+            if found is None or not found.alive or found.state == b"S":
+                return True
+        time.sleep(0.01)
+    return False
