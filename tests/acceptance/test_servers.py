@@ -626,14 +626,13 @@ def wait_until(condition: Callable[[], object], run: subprocess.Popen[str], what
         time.sleep(0.01)
 
 
-def test_a_uwsgi_master_late_on_its_fifo_does_not_cut_the_last_save(tmp_path):
-    """The route's ``q`` stops a worker in its last request, however late the master reads it.
+def run_with_a_late_master(tmp_path: Path,
+                           late: Callable[[Path, int], object]) -> tuple[Path, int, str, int]:
+    """Run the suite whose shutdown is a worker's last, its master stopped until ``late``.
 
-    uWSGI's master acts on its FIFO in its own time.  Had it sent its SIGHUP
-    once the worker was out of its last request (max-requests) and on its way
-    out, the handler's exit() would have ended the worker before it saved.
-    Here the master, stopped, reads ``q`` only once the worker is either out
-    of the request (holding at exit) or watching the FIFO from the request.
+    ``late(project, worker)`` is asked once ``q`` waits unread in the master
+    FIFO; the master reads it when that holds.  Return the project, the run's
+    exit status, its output and the worker's pid.
     """
     project = uwsgi_project(tmp_path, "--max-requests 3 --min-worker-lifetime 0",
                             {"hold_app.py": HOLD_APP, "test_last.py": LAST_REQUEST_AT_THE_END},
@@ -649,9 +648,7 @@ def test_a_uwsgi_master_late_on_its_fifo_does_not_cut_the_last_save(tmp_path):
         fifo = os.open(project / "uwsgi.fifo", os.O_RDONLY | os.O_NONBLOCK)
         try:
             wait_until(lambda: fifo_unread(fifo) > 0, run, "q was written to the FIFO")
-            wait_until(lambda: list(project.glob("holding.*"))
-                       or reads_fifo(worker, project / "uwsgi.fifo"),
-                       run, "the worker left its request or waits in it")
+            wait_until(lambda: late(project, worker), run, "the moment came to read q")
         finally:
             os.close(fifo)
         os.kill(stopped, signal.SIGCONT)
@@ -667,4 +664,40 @@ def test_a_uwsgi_master_late_on_its_fifo_does_not_cut_the_last_save(tmp_path):
         if run.poll() is None:
             run.kill()
             run.communicate()
-    assert_uwsgi_stopped_cleanly(project, run.returncode, output, "holding.*")
+    return project, run.returncode, output, worker
+
+
+def test_a_uwsgi_master_late_on_its_fifo_does_not_cut_the_last_save(tmp_path):
+    """The route's ``q`` stops a worker in its last request, however late the master reads it.
+
+    uWSGI's master acts on its FIFO in its own time.  Had it sent its SIGHUP
+    once the worker was out of its last request (max-requests) and on its way
+    out, the handler's exit() would have ended the worker before it saved.
+    Here the master, stopped, reads ``q`` only once the worker is either out
+    of the request (holding at exit) or watching the FIFO from the request.
+    """
+    project, returncode, output, _ = run_with_a_late_master(
+        tmp_path, lambda project, worker: list(project.glob("holding.*"))
+        or reads_fifo(worker, project / "uwsgi.fifo"))
+    assert_uwsgi_stopped_cleanly(project, returncode, output, "holding.*")
+
+
+def test_a_uwsgi_master_that_does_not_act_on_q_in_time_is_named(tmp_path):
+    """Past its bound the route says that the master has not acted, and the loss is named.
+
+    The master here reads ``q`` only once the route has given up waiting and
+    the worker is out of its request, holding at exit: its SIGHUP then ends
+    the worker before it saves, the one window left, and the run says so.
+    """
+    def gave_up(project: Path, worker: int) -> bool:
+        return ("servercov: uWSGI's master did not act on 'q' within" in
+                (project / "server.log").read_text() and
+                (project / f"holding.{worker}").exists())
+
+    project, returncode, output, worker = run_with_a_late_master(tmp_path, gave_up)
+    output += "\n" + tail(project / "server.log")
+    assert returncode != 0, output
+    assert re.search(rf"^servercov: uWSGI's master did not act on 'q' within 3 s: its stop "
+                     rf"may end worker {worker} before it saves$", output, re.M), output
+    assert re.search(rf"^servercov: lost data: pid {worker} ", output, re.M), output
+    assert_no_leftovers(project)
