@@ -1,14 +1,17 @@
 """Benchmark: what servercov's own code costs a request under ``contexts = test``, in process.
 
     .venv/bin/python bench/contexts_inprocess.py [--core sysmon] [--branch] [--rounds 41]
+                                                 [--trivial]
 
 No server, no network: the servers scenario's Flask app is called as WSGI
-in this process, under coverage (``source = webapp``), through servercov's
-middleware with contexts off, on with unlabelled requests, and on with every
-request labelled, the three in turn for ``--requests`` requests a round.
+in this process, under coverage (``source = webapp``), bare and through
+servercov's middleware with contexts off, on with unlabelled requests, and
+on with every request labelled, in turn for ``--requests`` requests a round.
 What is left between them is servercov's middleware alone, without the
 HTTP parsing and the machine's drift that ``contexts_sysmon.py`` must
 measure through.  The figure is the median of the rounds' differences.
+``--trivial`` calls an app that answers at once instead: the middleware is
+then most of what is timed, and differences of a tenth of a microsecond show.
 """
 
 from __future__ import annotations
@@ -56,8 +59,14 @@ def serve(app: WSGIApp, label: str | None, requests: int) -> float:
     return (time.perf_counter_ns() - started) / requests / 1000
 
 
-def setups() -> dict[str, tuple[WSGIApp, str | None]]:
-    """Return the app three ways: through the middleware with contexts off, on, on and labelled."""
+def trivial_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Answer at once: what is timed around it is servercov's alone."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def setups(*, trivial: bool) -> dict[str, tuple[WSGIApp, str | None]]:
+    """Return the app four ways: bare, through the middleware with contexts off, on, on labelled."""
     from nose2_servercov.protocol import CONTEXTS_VARIABLE, TOKEN_VARIABLE
     from nose2_servercov.wsgi import ServercovMiddleware
 
@@ -65,12 +74,13 @@ def setups() -> dict[str, tuple[WSGIApp, str | None]]:
     from webapp import create_app  # type: ignore[import-not-found]  # imported once coverage runs
 
     os.environ.pop(TOKEN_VARIABLE, None)  # the app's own init_app adds no middleware then
-    app = create_app().wsgi_app
+    app = trivial_app if trivial else create_app().wsgi_app
     token = "t" * 32
     off = ServercovMiddleware(app, token=token)
     os.environ[CONTEXTS_VARIABLE] = "test"
     on = ServercovMiddleware(app, token=token)
-    return {"off": (off, None), "unlabelled": (on, None), "labelled": (on, LABEL)}
+    return {"bare": (app, None), "off": (off, None), "unlabelled": (on, None),
+            "labelled": (on, LABEL)}
 
 
 def main() -> int:
@@ -79,6 +89,7 @@ def main() -> int:
     parser.add_argument("--branch", action="store_true")
     parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--requests", type=int, default=500, help="requests a round, a setup")
+    parser.add_argument("--trivial", action="store_true", help="an app that answers at once")
     parser.add_argument("--quick", action="store_true", help="three short rounds: a smoke run")
     args = parser.parse_args()
     if args.quick:
@@ -90,7 +101,7 @@ def main() -> int:
     cov = coverage.Coverage(source=["webapp"], branch=args.branch, data_file=None)
     cov.start()
     try:
-        apps = setups()
+        apps = setups(trivial=args.trivial)
         for app, label in apps.values():  # warm-up: caches, the first label's switch
             serve(app, label, args.requests)
         times: dict[str, list[float]] = {name: [] for name in apps}
@@ -103,7 +114,9 @@ def main() -> int:
         cov.stop()
     python = sys.version.split()[0]
     coverage_kind = "line + branch" if args.branch else "line"
-    print(f"in process, the servers scenario's Flask app; {args.rounds} rounds x "
+    subject = ("a WSGI app that answers at once" if args.trivial
+               else "the servers scenario's Flask app")
+    print(f"in process, {subject}; {args.rounds} rounds x "
           f"{args.requests} requests; core={core}, {coverage_kind} coverage; Python {python}")
     figures: dict[str, object] = {"rounds": args.rounds, "requests": args.requests}
     for name in apps:
@@ -112,10 +125,11 @@ def main() -> int:
             min(extra), statistics.median(extra), max(extra))
         each = statistics.median(times[name])
         figures[name] = {"us_per_request": each, "us_over_off_median_q1_q3": (middle, low, high)}
-        print(f"  {name}: {each:.1f} us a request; {middle:+.2f} us over contexts off "
+        print(f"  {name}: {each:.2f} us a request; {middle:+.2f} us over contexts off "
               f"(quartiles {low:+.2f} to {high:+.2f})")
     if not args.quick:
-        record(f"contexts_inprocess[Python {python}, {args.core}, {coverage_kind}]", figures)
+        app = ", trivial app" if args.trivial else ""
+        record(f"contexts_inprocess[Python {python}, {args.core}, {coverage_kind}{app}]", figures)
     return 0
 
 

@@ -29,6 +29,7 @@ SCRIPTS = (
     ("throughput.py", "--branch", "--servers", "gunicorn"),
     ("throughput.py", "--servers", "uwsgi", "--uwsgi-threads", "1"),
     ("contexts_inprocess.py",),
+    ("contexts_inprocess.py", "--trivial"),
     ("contexts_sysmon.py",),
 )
 
