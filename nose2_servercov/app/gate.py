@@ -75,7 +75,6 @@ class Gate:
 
     def __init__(self, shutdown_path: str = DEFAULT_SHUTDOWN_PATH,
                  token: str | None = None) -> None:
-        self.shutdown_path = "/" + shutdown_path.strip("/")
         self.token = token if token is not None else run_token()
         self._wanted = shutdown_path.strip("/")  # what a request's path is compared with
 
